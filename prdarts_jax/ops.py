@@ -1,0 +1,196 @@
+"""Flax Linen modules that realise candidate operations (SPEC §1).
+
+Every op maps (N, H, W, C) to (N, H/stride, W/stride, C), NHWC. In search mode (`affine=False`)
+all BatchNorms are non-affine and pools are followed by a non-affine BatchNorm; in the final
+network (`affine=True`) everything is affine and pools stand alone, as in DARTS.
+
+Parameters are stored in one canonical layout whatever formulation computes the depthwise
+convolution or the pools (see `primitives`): a SepConv layer holds `depthwise` (k, k, C_in) and
+`pointwise` (C_in, C_out) and a `bn`; a conv op holds `layer_0` … `layer_n`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from prdarts_jax import primitives
+from prdarts_jax.opspec import INITIAL_POOL, OpSpec
+
+__all__ = [
+    "OpSpec", "INITIAL_POOL", "BatchNorm", "SepConv", "ConvOp", "PoolOp", "Identity",
+    "FactorizedReduce", "ReLUConvBN", "make_op", "uniform_fan_in",
+]
+
+BN_MOMENTUM = 0.9
+BN_EPS = 1e-5
+
+
+def uniform_fan_in(fan_in: int) -> Callable[..., jax.Array]:
+    """PyTorch's default conv/linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over N, H, W with PyTorch semantics (momentum 0.1, eps 1e-5, unbiased running var).
+
+    A lean module on purpose: it keeps tracing linear in network size.
+    """
+
+    affine: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        c = x.shape[-1]
+        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
+        ra_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x, axes)
+            var = jnp.mean(jnp.square(x - mean), axes)
+            if not self.is_initializing():
+                n = math.prod(x.shape[:-1])
+                unbiased = var * (n / max(n - 1, 1))
+                ra_mean.value = BN_MOMENTUM * ra_mean.value + (1 - BN_MOMENTUM) * mean
+                ra_var.value = BN_MOMENTUM * ra_var.value + (1 - BN_MOMENTUM) * unbiased
+        else:
+            mean, var = ra_mean.value, ra_var.value
+        y = (x - mean) * jax.lax.rsqrt(var + BN_EPS)
+        if self.affine:
+            y = y * self.param("scale", nn.initializers.ones, (c,)) + self.param(
+                "bias", nn.initializers.zeros, (c,))
+        return y
+
+
+def pointwise(x: jax.Array, w: jax.Array) -> jax.Array:
+    return jnp.einsum("nhwc,cd->nhwd", x, w)
+
+
+class SepConv(nn.Module):
+    """ReLU → depthwise k×k (dilation, stride) → pointwise 1×1 → BatchNorm."""
+
+    c_out: int
+    k: int
+    dil: int = 1
+    stride: int = 1
+    affine: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        c_in = x.shape[-1]
+        dw = self.param("depthwise", uniform_fan_in(self.k * self.k), (self.k, self.k, c_in))
+        pw = self.param("pointwise", uniform_fan_in(c_in), (c_in, self.c_out))
+        y = primitives.depthwise_conv(nn.relu(x), dw, stride=self.stride, dilation=self.dil)
+        return BatchNorm(self.affine, name="bn")(pointwise(y, pw), train)
+
+
+class ConvOp(nn.Module):
+    """A stack of SepConv layers: one per entry of `c_mul` (to C·m channels), then one to C."""
+
+    c: int
+    k: int
+    dil: int
+    c_mul: tuple[int, ...]
+    stride: int = 1
+    affine: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        widths = [self.c * m for m in self.c_mul] + [self.c]
+        for i, width in enumerate(widths):
+            x = SepConv(width, self.k, self.dil, self.stride if i == 0 else 1, self.affine,
+                        name=f"layer_{i}")(x, train)
+        return x
+
+
+class PoolOp(nn.Module):
+    """3×3 max or average pool (average excludes padding), BN-followed in search mode."""
+
+    pool_type: str
+    stride: int = 1
+    affine: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        fn = primitives.max_pool3 if self.pool_type == "max" else primitives.avg_pool3
+        y = fn(x, stride=self.stride)
+        if not self.affine:
+            y = BatchNorm(False, name="bn")(y, train)
+        return y
+
+
+class Identity(nn.Module):
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        del train
+        return x
+
+
+class FactorizedReduce(nn.Module):
+    """ReLU, two 1×1 stride-2 convs (the second on the input shifted by one pixel), concat, BN."""
+
+    c_out: int
+    affine: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        c_in = x.shape[-1]
+        half = self.c_out // 2
+        w1 = self.param("conv_1", uniform_fan_in(c_in), (c_in, half))
+        w2 = self.param("conv_2", uniform_fan_in(c_in), (c_in, self.c_out - half))
+        x = nn.relu(x)
+        shifted = jnp.pad(x[:, 1:, 1:, :], ((0, 0), (0, 1), (0, 1), (0, 0)))
+        y = jnp.concatenate(
+            [pointwise(x[:, ::2, ::2], w1), pointwise(shifted[:, ::2, ::2], w2)], axis=-1)
+        return BatchNorm(self.affine, name="bn")(y, train)
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU → 1×1 conv → BN: the cell input preprocessing."""
+
+    c_out: int
+    affine: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        w = self.param("conv", uniform_fan_in(x.shape[-1]), (x.shape[-1], self.c_out))
+        return BatchNorm(self.affine, name="bn")(pointwise(nn.relu(x), w), train)
+
+
+def make_op(op: OpSpec, c: int, stride: int, affine: bool, name: str | None = None) -> nn.Module:
+    """The module realising `op` on C channels at `stride` (1 or 2)."""
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, got {stride}")
+    if op.kind == "pool":
+        return PoolOp(op.pool_type, stride, affine, name=name)
+    if op.kind == "skip":
+        return Identity(name=name) if stride == 1 else FactorizedReduce(c, affine, name=name)
+    return ConvOp(c, op.k, op.dil, op.c_mul, stride, affine, name=name)
+
+
+def apply_op(op: OpSpec, variables: dict, x: jax.Array, *, stride: int = 1,
+             affine: bool = False, train: bool = False) -> tuple[jax.Array, dict]:
+    """Runs one op standalone; returns the output and the updated batch stats."""
+    chex.assert_rank(x, 4)
+    module = make_op(op, x.shape[-1], stride, affine)
+    if train:
+        y, upd = module.apply(variables, x, True, mutable=["batch_stats"])
+        return y, upd.get("batch_stats", {})
+    return module.apply(variables, x, False), variables.get("batch_stats", {})
+
+
+def init_op(op: OpSpec, key: jax.Array, c: int, *, stride: int = 1, affine: bool = False,
+            spatial: int = 8) -> dict:
+    """Fresh variables (`params`, `batch_stats`) of `op` on C channels."""
+    x = jnp.zeros((1, spatial, spatial, c), jnp.float32)
+    return dict(make_op(op, c, stride, affine).init(key, x, False))
