@@ -1,0 +1,15 @@
+"""PR-DARTS search in the unrestricted space (UR), CIFAR-10, as in the paper.
+
+    python -m prdarts_jax.search --config configs/ur.py --workdir runs/ur
+
+C=16, 8 cells, the 9-cycle schedule of Table 1 (100 epochs). Expected cost: the paper
+reports 1.10 GPU-days on one GTX 1080 Ti for this search (with its variable batch size 24..128).
+"""
+
+from prdarts_jax.search_config import base_config
+
+
+def get_config():
+    config = base_config()
+    config.space = "UR"
+    return config

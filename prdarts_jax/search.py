@@ -1,0 +1,30 @@
+"""CLI: python -m prdarts_jax.search --config configs/dl.py --workdir runs/dl
+
+Runs a PR-DARTS search (see `cycles.run_search`); `--config.<key>=value` overrides any field.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from prdarts_jax.cli import run_main
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Search config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for everything of this run.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from prdarts_jax.cycles import run_search
+    run_main(lambda: run_search(_CONFIG.value, _WORKDIR.value))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,107 @@
+"""The search configuration: the base ConfigDict, and its validation before anything compiles.
+
+Every check raises `ConfigError` with one line naming the config key and what to do.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from prdarts_jax.bilevel import Hyper
+from prdarts_jax.data import known_datasets
+from prdarts_jax.pools import validate_schedule
+from prdarts_jax.space import PRESETS, SearchSpace, get_space
+
+
+class ConfigError(ValueError):
+    """A bad configuration value, found before any work starts."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The paper's search (SPEC §3–4) on CIFAR-10 in the DL space; variants override fields."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.dataset = "cifar10"
+    c.data_dir = ""                  # empty: $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.train_portion = 0.5            # first half trains weights, second half trains α
+    c.space = "DL"
+    c.restrictions = ml_collections.ConfigDict()   # unset: the preset's value
+    for key in ("min_k", "max_k", "max_dil", "max_len", "max_sum", "max_width"):
+        c.restrictions[key] = ml_collections.config_dict.placeholder(int)
+    c.channels = 16
+    c.layers = 8
+    c.cell_output = "concat"         # or "mean" (the paper's prose)
+    c.schedule = ml_collections.ConfigDict()
+    c.schedule.epochs = (15, 15, 10, 10, 10, 10, 10, 10, 10)
+    c.schedule.grace = (5, 5, 3, 3, 3, 3, 3, 3, 3)
+    c.schedule.morphs = (3, 3, 3, 3, 3, 0, 0, 0, 0)
+    c.schedule.keep = (6, 6, 6, 6, 6, 4, 3, 2, 1)
+    c.batch_size = 64
+    c.eval_batch_size = 256
+    c.eval_max_samples = 0           # 0: evaluate on the whole α half each epoch
+    c.max_steps_per_epoch = 0        # 0: full epochs; >0 truncates (smoke runs)
+    c.lr_max = 0.025
+    c.lr_min = 0.01
+    c.momentum = 0.9
+    c.weight_decay = 3e-4
+    c.grad_clip = 5.0
+    c.alpha_lr = 6e-4
+    c.alpha_beta1 = 0.5
+    c.alpha_beta2 = 0.999
+    c.alpha_weight_decay = 1e-3
+    c.alpha_grad_clip = 5.0
+    c.alpha_init_scale = 1e-3
+    c.max_tries = 250
+    c.revisit_after = 200
+    c.reinit_morphed_every_cycle = False   # True reproduces the original release
+    c.fuse_grad_programs = False     # one gradient program for both steps (halves CPU compiles)
+    c.log_every = 50
+    return c
+
+
+def hyper(config: ml_collections.ConfigDict) -> Hyper:
+    return Hyper(config.lr_max, config.lr_min, config.momentum, config.weight_decay,
+                 config.grad_clip, config.alpha_lr, (config.alpha_beta1, config.alpha_beta2),
+                 config.alpha_weight_decay, config.alpha_grad_clip)
+
+
+def search_space(config: ml_collections.ConfigDict) -> SearchSpace:
+    overrides = {k: v for k, v in config.restrictions.items() if v is not None}
+    try:
+        return get_space(config.space, **overrides)
+    except ValueError as err:
+        raise ConfigError(f"config.space / config.restrictions: {err}") from None
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError on the first bad value."""
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise ConfigError(msg)
+
+    need(config.dataset in known_datasets(),
+         f"config.dataset={config.dataset!r} is unknown; use one of {list(known_datasets())}")
+    need(config.space.upper() in PRESETS,
+         f"config.space={config.space!r} is unknown; use one of {sorted(PRESETS)}")
+    search_space(config)
+    try:
+        validate_schedule(config.schedule.epochs, config.schedule.grace, config.schedule.morphs,
+                          config.schedule.keep)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    need(0 < config.train_portion < 1,
+         f"config.train_portion={config.train_portion} must lie strictly between 0 and 1")
+    need(config.channels >= 2, f"config.channels={config.channels} must be >= 2")
+    need(config.layers >= 3, f"config.layers={config.layers} must be >= 3 (two reduction cells)")
+    need(config.cell_output in ("concat", "mean"),
+         f"config.cell_output={config.cell_output!r} must be 'concat' or 'mean'")
+    for key in ("batch_size", "eval_batch_size"):
+        need(config[key] >= 1, f"config.{key}={config[key]} must be >= 1")
+    need(config.max_steps_per_epoch >= 0 and config.eval_max_samples >= 0,
+         "config.max_steps_per_epoch and config.eval_max_samples must be >= 0 (0: no limit)")
+    need(0 < config.revisit_after <= config.max_tries,
+         f"config.revisit_after={config.revisit_after} must be in 1..config.max_tries")
+    for key in ("lr_max", "alpha_lr"):
+        need(config[key] > 0, f"config.{key}={config[key]} must be > 0")
+    need(0 <= config.lr_min <= config.lr_max,
+         f"config.lr_min={config.lr_min} must be in 0..config.lr_max")
