@@ -6,14 +6,17 @@ import logging
 import sys
 from typing import Callable
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+from prdarts_jax.errors import NonFiniteLossError
+
+USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError)
 
 
 def run_main(fn: Callable[[], object]) -> None:
     """Runs `fn`; a user-facing error (bad config, missing data, NaN loss) exits with one line."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
                         force=True)
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    for noisy in ("absl", "jax._src.xla_bridge"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         fn()
     except USER_ERRORS as err:

@@ -7,6 +7,7 @@ cycles; the step programs are then re-jitted for the new structure.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -22,8 +23,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from prdarts_jax import bilevel
+from prdarts_jax import bilevel, compile_cache, primitives
 from prdarts_jax.data import dataset_info, load_split, split_halves, EpochIterator
+from prdarts_jax.errors import NonFiniteLossError
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
 from prdarts_jax.metrics import MetricsWriter
 from prdarts_jax.pools import CellPools, initial_pools, step_pools
@@ -34,10 +36,6 @@ from prdarts_jax.transition import transfer_variables, update_lineage
 log = logging.getLogger("prdarts_jax")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
 def build_supernet(pools: CellPools, config: ml_collections.ConfigDict,
                    num_classes: int) -> Supernet:
     edges = {t: tuple(edge.ops for edge in pools[t]) for t in CELL_TYPES}
@@ -45,10 +43,19 @@ def build_supernet(pools: CellPools, config: ml_collections.ConfigDict,
                     layers=config.layers, cell_output=config.cell_output)
 
 
-@functools.lru_cache(maxsize=8)
 def programs_for(net: Supernet, data: bilevel.DataSpec, h: bilevel.Hyper,
                  fuse: bool) -> bilevel.StepPrograms:
-    """Step programs per structure, kept for the process (jit caches per batch shape)."""
+    """Step programs per structure, kept for the process (jit caches per batch shape).
+
+    The learning rate is a step argument, so it is not part of the key; the formulations of
+    the primitives in force are."""
+    impls = (primitives.default_impl("depthwise_conv"), primitives.default_impl("max_pool3"))
+    return _programs(net, data, dataclasses.replace(h, lr_max=0.0, lr_min=0.0), fuse, impls)
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(net, data, h, fuse, impls):
+    del impls
     return bilevel.make_programs(net, data, h, fuse)
 
 
@@ -170,6 +177,12 @@ def _run_epoch(programs, state, data, iters, *, cycle, epoch, lr, search, batch_
 def run_search(config: ml_collections.ConfigDict, workdir: str) -> Genotype | None:
     """Runs the whole search; writes config, metrics and the genotype into `workdir`."""
     validate(config)
+    compile_cache.enable(config.compilation_cache_dir)
+    with primitives.use_impls(config.depthwise_impl, config.pool_impl):
+        return _search(config, workdir)
+
+
+def _search(config: ml_collections.ConfigDict, workdir: str) -> Genotype | None:
     space = search_space(config)
     info = dataset_info(config.dataset)
     if not _prepare_workdir(workdir):

@@ -10,6 +10,7 @@ import ml_collections
 from prdarts_jax.bilevel import Hyper
 from prdarts_jax.data import known_datasets
 from prdarts_jax.pools import validate_schedule
+from prdarts_jax.primitives import IMPLS
 from prdarts_jax.space import PRESETS, SearchSpace, get_space
 
 
@@ -54,6 +55,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_tries = 250
     c.revisit_after = 200
     c.reinit_morphed_every_cycle = False   # True reproduces the original release
+    c.depthwise_impl = ""            # "": the backend's fastest-running formulation
+    c.pool_impl = ""                 # (see primitives.IMPLS; native ones compile faster on CPU)
+    c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone
     c.fuse_grad_programs = False     # one gradient program for both steps (halves CPU compiles)
     c.log_every = 50
     return c
@@ -101,6 +105,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
          "config.max_steps_per_epoch and config.eval_max_samples must be >= 0 (0: no limit)")
     need(0 < config.revisit_after <= config.max_tries,
          f"config.revisit_after={config.revisit_after} must be in 1..config.max_tries")
+    for key, primitive in (("depthwise_impl", "depthwise_conv"), ("pool_impl", "max_pool3")):
+        need(config[key] in ("",) + IMPLS[primitive],
+             f"config.{key}={config[key]!r} is unknown; use one of {list(IMPLS[primitive])} "
+             "or '' for the backend default")
     for key in ("lr_max", "alpha_lr"):
         need(config[key] > 0, f"config.{key}={config[key]} must be > 0")
     need(0 <= config.lr_min <= config.lr_max,

@@ -1,0 +1,405 @@
+"""Retraining a genotype from scratch and evaluating it on the test set (SPEC §6).
+
+The train state is a plain dict pytree: `params`, `batch_stats`, `opt_state`. `train_step`
+gathers its batch on the device by index from the whole uint8 split, augments it in jit, and
+takes one SGD step; the learning rate and drop-path probability are traced arguments. The run
+directory holds `config.json`, `metrics.jsonl`, `results.json` and orbax checkpoints (one per
+epoch); running again with the same workdir resumes after the last saved epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from prdarts_jax import bilevel
+from prdarts_jax.data import EpochIterator, augment, dataset_info, load_split, normalize
+from prdarts_jax.errors import NonFiniteLossError
+from prdarts_jax.genotypes import Genotype, load_genotype, save_genotype
+from prdarts_jax.metrics import MetricsWriter, read_metrics
+from prdarts_jax.network import Network, count_params, param_count
+from prdarts_jax.train_config import genotype_of, validate
+
+log = logging.getLogger("prdarts_jax")
+
+State = dict[str, Any]
+CHECKPOINT_DIR = "checkpoints"
+GENOTYPE_FILE = "genotype.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+    """What the compiled step depends on besides the network and the data (static)."""
+
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    aux_weight: float = 0.4
+
+
+def step_settings(config: ml_collections.ConfigDict) -> StepSettings:
+    return StepSettings(config.momentum, config.weight_decay, config.grad_clip,
+                        config.aux_weight)
+
+
+def data_spec(config: ml_collections.ConfigDict) -> bilevel.DataSpec:
+    info = dataset_info(config.dataset)
+    return bilevel.DataSpec(tuple(info.mean), tuple(info.std), info.pad, bool(config.flip),
+                            int(config.cutout))
+
+
+def build_network(config: ml_collections.ConfigDict, genotype: Genotype) -> Network:
+    return Network(genotype, dataset_info(config.dataset).num_classes, config.channels,
+                   config.layers, auxiliary=config.aux_weight > 0)
+
+
+def optimizer(s: StepSettings) -> optax.GradientTransformation:
+    """Global-norm clip, coupled weight decay, momentum (PyTorch SGD); the caller applies lr."""
+    return bilevel.weight_tx(bilevel.Hyper(momentum=s.momentum, weight_decay=s.weight_decay,
+                                           grad_clip=s.grad_clip))
+
+
+def compute_loss(net: Network, variables: dict, x: jax.Array, y: jax.Array, key: jax.Array,
+                 drop_prob: jax.Array | float, aux_weight: float) -> tuple[jax.Array, dict]:
+    """Training-mode loss CE + aux_weight · CE_aux (batch means), and what the step needs."""
+    (logits, aux_logits), upd = net.apply(variables, x, True, drop_prob,
+                                          rngs={"drop_path": key}, mutable=["batch_stats"])
+    ce = jnp.mean(bilevel.cross_entropy(logits, y))
+    ce_aux = (jnp.mean(bilevel.cross_entropy(aux_logits, y)) if aux_logits is not None
+              else jnp.zeros(()))
+    loss = ce + aux_weight * ce_aux
+    acc = jnp.mean(jnp.argmax(logits, -1) == y)
+    return loss, {"batch_stats": upd["batch_stats"], "logits": logits, "aux_logits": aux_logits,
+                  "ce": ce, "ce_aux": ce_aux, "acc": acc}
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    """The jitted programs of one (network, data, settings) triple."""
+
+    train_step: Callable[..., tuple[State, dict]]
+    eval_batch: Callable[..., tuple[jax.Array, jax.Array]]
+
+
+def make_programs(net: Network, data: bilevel.DataSpec, s: StepSettings) -> Programs:
+    """The train step (state donated) and the masked eval batch; both retrace only on new
+    shapes, since lr and the drop probability are traced arguments."""
+    tx = optimizer(s)
+
+    def train_step(state: State, images: jax.Array, labels: jax.Array, idx: jax.Array,
+                   key: jax.Array, lr: jax.Array, drop_prob: jax.Array) -> tuple[State, dict]:
+        chex.assert_rank(idx, 1)
+        aug_key, drop_key = jax.random.split(key)
+        x = augment(aug_key, images[idx], mean=data.mean, std=data.std, pad=data.pad,
+                    flip=data.flip, cutout=data.cutout)
+        y = labels[idx]
+
+        def loss_fn(params):
+            variables = {"params": params, "batch_stats": state["batch_stats"]}
+            return compute_loss(net, variables, x, y, drop_key, drop_prob, s.aux_weight)
+
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = jax.tree.map(lambda p, u: p - lr * u, state["params"], updates)
+        new_state = {"params": params, "batch_stats": aux["batch_stats"], "opt_state": opt_state}
+        return new_state, {"loss": loss, "ce": aux["ce"], "acc": aux["acc"]}
+
+    def eval_batch(params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array,
+                   idx: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = normalize(images[idx], data.mean, data.std)
+        logits, _ = net.apply({"params": params, "batch_stats": batch_stats}, x, False)
+        y = labels[idx]
+        losses = bilevel.cross_entropy(logits, y)
+        correct = jnp.argmax(logits, -1) == y
+        return jnp.sum(losses * mask), jnp.sum(correct * mask)
+
+    return Programs(jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_batch))
+
+
+@functools.lru_cache(maxsize=4)
+def programs_for(net: Network, data: bilevel.DataSpec, s: StepSettings) -> Programs:
+    """Programs kept for the process, so that runs of one structure share their compiles."""
+    return make_programs(net, data, s)
+
+
+def _init_fn(net: Network, image_shape: tuple[int, ...], tx: optax.GradientTransformation
+             ) -> Callable[[jax.Array], State]:
+    x = jnp.zeros((2, *image_shape), jnp.float32)
+
+    def init(key: jax.Array) -> State:
+        params_key, drop_key = jax.random.split(key)
+        v = net.init({"params": params_key, "drop_path": drop_key}, x, True)
+        return {"params": v["params"], "batch_stats": v["batch_stats"],
+                "opt_state": tx.init(v["params"])}
+
+    return init
+
+
+@functools.lru_cache(maxsize=4)
+def _init_program(net: Network, image_shape: tuple[int, ...], s: StepSettings
+                  ) -> Callable[[jax.Array], State]:
+    """The compiled init. On a CPU it is compiled without XLA optimisation: it runs once, and
+    optimising hundreds of random initialisers costs minutes there."""
+    init = jax.jit(_init_fn(net, image_shape, optimizer(s)))
+    if jax.default_backend() != "cpu":
+        return init
+    return init.trace(jax.random.PRNGKey(0)).lower().compile(
+        compiler_options={"xla_backend_optimization_level": 0})
+
+
+def init_state(net: Network, key: jax.Array, image_shape: tuple[int, ...], s: StepSettings
+               ) -> State:
+    """Fresh train state: initialised variables and an empty optimizer state, committed to the
+    first device like a restored state, so that both hit the same compiled step."""
+    state = _init_program(net, tuple(image_shape), s)(key)
+    return jax.device_put(state, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+
+
+def abstract_state(net: Network, image_shape: tuple[int, ...], s: StepSettings) -> State:
+    """Shapes, dtypes and a single-device sharding of the train state: a restore target."""
+    shapes = jax.eval_shape(_init_fn(net, image_shape, optimizer(s)), jax.random.PRNGKey(0))
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                        shapes)
+
+
+def checkpoint_manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
+    """Checkpoints under `<workdir>/checkpoints/<epochs done>/{state,meta}`."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR),
+                                 options=options, item_names=("state", "meta"))
+
+
+def save_checkpoint(manager: ocp.CheckpointManager, epochs_done: int, state: State,
+                    meta: dict) -> None:
+    manager.save(epochs_done, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                      meta=ocp.args.JsonSave(meta)))
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, target: State
+                       ) -> tuple[int, State, dict] | None:
+    """(epochs done, state, meta) of the latest checkpoint, or None if there is none."""
+    step = manager.latest_step()
+    if step is None:
+        return None
+    out = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    return step, out["state"], out["meta"]
+
+
+def evaluate(programs: Programs, state: State, images: jax.Array, labels: jax.Array,
+             batch_size: int) -> tuple[float, float]:
+    """Mean test loss and accuracy in inference mode (the last batch padded and masked)."""
+    n = int(labels.shape[0])
+    total_loss = total_correct = 0.0
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        idx = np.zeros(batch_size, np.int32)
+        idx[:count] = np.arange(start, start + count)
+        mask = (np.arange(batch_size) < count).astype(np.float32)
+        loss, correct = programs.eval_batch(state["params"], state["batch_stats"], images,
+                                            labels, idx, mask)
+        total_loss += float(loss)
+        total_correct += float(correct)
+    return total_loss / n, total_correct / n
+
+
+def _check_finite(loss_sum: jax.Array, epoch: int, step: int) -> None:
+    value = float(loss_sum)
+    if not np.isfinite(value):
+        raise NonFiniteLossError(f"non-finite loss ({value}) in epoch {epoch} by step {step}; "
+                                 "lower config.lr or check the data")
+
+
+def _run_epoch(programs: Programs, state: State, data: tuple[jax.Array, jax.Array],
+               it: EpochIterator, key: jax.Array, *, epoch: int, lr: float, drop_prob: float,
+               batch_size: int, max_steps: int, log_every: int) -> tuple[State, dict]:
+    images, labels = data
+    steps = it.steps_remaining(batch_size)
+    if max_steps:
+        steps = min(steps, max_steps)
+    lr_a, drop_a = jnp.float32(lr), jnp.float32(drop_prob)
+    loss_sum = acc_sum = jnp.zeros(())
+    for step in range(steps):
+        idx = it.next_batch(batch_size)
+        state, m = programs.train_step(state, images, labels, idx, jax.random.fold_in(key, step),
+                                       lr_a, drop_a)
+        loss_sum, acc_sum = loss_sum + m["loss"], acc_sum + m["acc"]
+        if log_every and (step + 1) % log_every == 0:
+            _check_finite(loss_sum, epoch, step)
+            log.info("epoch %d step %d/%d loss %.4f", epoch, step + 1, steps, float(m["loss"]))
+    _check_finite(loss_sum, epoch, steps - 1)
+    return state, {"train_loss": float(loss_sum) / steps, "train_acc": float(acc_sum) / steps,
+                   "steps": steps}
+
+
+def _evaluated_epoch(epoch: int, config: ml_collections.ConfigDict) -> bool:
+    return (epoch + 1) % config.eval_every == 0 or epoch >= config.epochs - config.final_epochs
+
+
+def _keep_metrics_before(path: str, epoch: int) -> None:
+    """Drops records of epochs >= `epoch` (written after the checkpoint we resume from)."""
+    if not os.path.exists(path):
+        return
+    records = [r for r in read_metrics(path) if r.get("epoch", -1) < epoch]
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    path = os.path.join(workdir, "config.json")
+    new = json.loads(config.to_json_best_effort())
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            log.warning("config differs from the one in %s in %s; continuing with the new one",
+                        path, ", ".join(changed))
+    with open(path, "w") as f:
+        json.dump(new, f, indent=1)
+
+
+def summarize(metrics_path: str, config: ml_collections.ConfigDict, params: int,
+              genotype: Genotype) -> dict:
+    """results.json: the final test error and the mean over the last `final_epochs` epochs."""
+    evals = {r["epoch"]: r for r in read_metrics(metrics_path) if "test_acc" in r}
+    last = [evals[e] for e in range(config.epochs - config.final_epochs, config.epochs)
+            if e in evals]
+    final = evals.get(config.epochs - 1)
+    return {
+        "genotype": str(config.genotype),
+        "genotype_cells": genotype.to_json(),
+        "dataset": config.dataset,
+        "params": params,
+        "epochs": config.epochs,
+        "final_test_loss": final and final["test_loss"],
+        "final_test_acc": final and final["test_acc"],
+        "final_test_error": final and 1 - final["test_acc"],
+        "mean_test_error_last_epochs": (float(np.mean([1 - r["test_acc"] for r in last]))
+                                        if last else None),
+        "last_epochs_evaluated": [r["epoch"] for r in last],
+    }
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Trains `config.genotype` from scratch (or resumes), writes everything into `workdir`,
+    and returns the results (also in results.json)."""
+    validate(config)
+    genotype = genotype_of(config)
+    info = dataset_info(config.dataset)
+    net = build_network(config, genotype)
+    settings = step_settings(config)
+    os.makedirs(workdir, exist_ok=True)
+    _write_config(config, workdir)
+    save_genotype(genotype, os.path.join(workdir, GENOTYPE_FILE))
+
+    data_dir = config.data_dir or None
+    train_np = load_split(config.dataset, "train", data_dir)
+    test_np = load_split(config.dataset, "test", data_dir)
+    train = tuple(jnp.asarray(a) for a in train_np)
+    test = tuple(jnp.asarray(a) for a in test_np)
+    programs = programs_for(net, data_spec(config), settings)
+
+    key = jax.random.PRNGKey(config.seed)
+    it = EpochIterator(np.arange(len(train_np[1])), seed=config.seed)
+    manager = checkpoint_manager(workdir, config.keep_checkpoints)
+    restored = restore_checkpoint(manager, abstract_state(net, info.image_shape, settings))
+    if restored is None:
+        start = 0
+        state = init_state(net, jax.random.fold_in(key, 0), info.image_shape, settings)
+    else:
+        start, state, meta = restored
+        it.restore(meta["iterator"])
+        key = jnp.asarray(meta["key"], jnp.uint32)
+        log.info("resuming from the checkpoint after epoch %d", start - 1)
+    n_params = count_params(state["params"])
+    log.info("%s on %s: %d params (without the auxiliary head)", config.genotype,
+             config.dataset, n_params)
+
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    _keep_metrics_before(metrics_path, start)
+    metrics = MetricsWriter(metrics_path)
+    for epoch in range(start, config.epochs):
+        t0 = time.time()
+        lr = bilevel.cosine_lr(epoch, config.epochs, config.lr, config.lr_min)
+        drop_prob = config.drop_path * epoch / config.epochs
+        state, record = _run_epoch(
+            programs, state, train, it, jax.random.fold_in(key, 1 + epoch), epoch=epoch, lr=lr,
+            drop_prob=drop_prob, batch_size=config.batch_size,
+            max_steps=config.max_steps_per_epoch, log_every=config.log_every)
+        record = {"epoch": epoch, "lr": lr, "drop_path": drop_prob, **record}
+        if _evaluated_epoch(epoch, config):
+            record["test_loss"], record["test_acc"] = evaluate(programs, state, *test,
+                                                               config.eval_batch_size)
+        record["seconds"] = time.time() - t0
+        metrics.write(record)
+        save_checkpoint(manager, epoch + 1, state,
+                        {"epoch": epoch, "iterator": it.state(),
+                         "key": np.asarray(jax.random.key_data(key)).tolist()})
+        log.info("epoch %d: lr %.4f drop %.3f train loss %.4f acc %.4f%s | %.1f s", epoch, lr,
+                 drop_prob, record["train_loss"], record["train_acc"],
+                 f" | test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
+                 if "test_acc" in record else "", record["seconds"])
+    manager.close()
+    if start >= config.epochs:
+        log.info("workdir %s already holds %d trained epochs; nothing to train", workdir, start)
+
+    results = summarize(metrics_path, config, n_params, genotype)
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    log.info("final test error %s, mean over the last %d epochs %s", results["final_test_error"],
+             config.final_epochs, results["mean_test_error_last_epochs"])
+    return results
+
+
+def count_params_of(config: ml_collections.ConfigDict) -> int:
+    """Parameters of the configured network without the auxiliary head (eval_shape; instant)."""
+    validate(config)
+    info = dataset_info(config.dataset)
+    return param_count(genotype_of(config), info.num_classes, config.channels, config.layers,
+                       info.image_shape)
+
+
+def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: --workdir must be a training run directory")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict:
+    """Test-set loss/accuracy/error of the latest checkpoint in a training workdir."""
+    config = load_workdir_config(workdir)
+    saved = os.path.join(workdir, GENOTYPE_FILE)
+    genotype = load_genotype(saved) if os.path.exists(saved) else genotype_of(config)
+    info = dataset_info(config.dataset)
+    net = build_network(config, genotype)
+    settings = step_settings(config)
+    manager = checkpoint_manager(workdir, config.keep_checkpoints)
+    restored = restore_checkpoint(manager, abstract_state(net, info.image_shape, settings))
+    manager.close()
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
+    epochs_done, state, _ = restored
+    images, labels = load_split(config.dataset, "test", data_dir or config.data_dir or None)
+    programs = programs_for(net, data_spec(config), settings)
+    loss, acc = evaluate(programs, state, jnp.asarray(images), jnp.asarray(labels),
+                         config.eval_batch_size)
+    return {"epoch": epochs_done - 1, "test_loss": loss, "test_acc": acc, "test_error": 1 - acc,
+            "params": count_params(state["params"])}

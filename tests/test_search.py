@@ -1,0 +1,145 @@
+"""End to end: the quick search (shrunk further) on digits, the CLI, and config validation."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from prdarts_jax.cycles import run_search
+from prdarts_jax.errors import NonFiniteLossError
+from prdarts_jax.genotypes import load_genotype
+from prdarts_jax.metrics import read_metrics
+from prdarts_jax.search_config import ConfigError, base_config, validate
+from prdarts_jax.space import PRESETS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from configs import dl, dr, quick, ur  # noqa: E402
+
+# Measured with this config: val accuracy 0.55-0.75 after the last cycle (chance is 0.10).
+VAL_ACC_FLOOR = 0.3
+
+
+def tiny_config(data_dir, **overrides):
+    config = quick.get_config()
+    config.data_dir = str(data_dir)
+    config.channels = 4
+    config.layers = 3
+    config.schedule.epochs = (2, 2, 1, 1)
+    config.schedule.grace = (1, 1, 0, 0)
+    config.eval_max_samples = 256
+    config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
+    for k, v in overrides.items():
+        config[k] = v
+    return config
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("search")
+    genotype = run_search(tiny_config(data_dir), str(workdir))
+    return workdir, genotype
+
+
+def test_quick_search_runs_all_cycles_and_writes_a_genotype(finished):
+    workdir, genotype = finished
+    assert load_genotype(str(workdir / "genotype.json")) == genotype
+    final = json.loads((workdir / "final_pools.json").read_text())
+    assert all(len(edge["ops"]) == 1 for t in ("normal", "reduce") for edge in final[t])
+    records = list(read_metrics(str(workdir / "metrics.jsonl")))
+    epochs = [(r["cycle"], r["epoch"]) for r in records if r["type"] == "epoch"]
+    assert epochs == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (4, 0)]
+    cycles = [r for r in records if r["type"] == "cycle"]
+    counts = [{len(e["ops"]) for t in ("normal", "reduce") for e in c["pools"][t]}
+              for c in cycles]
+    assert counts == [{4}, {4}, {2}, {1}]
+    assert any(b for c in cycles[:2] for t in ("normal", "reduce")
+               for e in c["report"][t] for b in e["added"])
+    # the genotype's ops are the ops that survived on its edges
+    for t in ("normal", "reduce"):
+        survivors = {e["ops"][0] for e in final[t]}
+        assert {str(op) for op, _ in getattr(genotype, t)} <= survivors
+    assert json.loads((workdir / "config.json").read_text())["dataset"] == "digits"
+
+
+def test_quick_search_learns(finished):
+    workdir, _ = finished
+    last = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"][-1]
+    assert last["val_acc"] > VAL_ACC_FLOOR
+    assert np.isfinite(last["train_loss"])
+
+
+def test_same_seed_same_genotype(finished, tmp_path, data_dir):
+    _, genotype = finished
+    assert run_search(tiny_config(data_dir), str(tmp_path / "again")) == genotype
+
+
+def test_finished_workdir_is_left_alone(finished, data_dir):
+    workdir, _ = finished
+    before = (workdir / "metrics.jsonl").read_text()
+    assert run_search(tiny_config(data_dir), str(workdir)) is None
+    assert (workdir / "metrics.jsonl").read_text() == before
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, data_dir):
+    config = tiny_config(data_dir, lr_max=1e30, max_steps_per_epoch=6)
+    with pytest.raises(NonFiniteLossError, match=r"cycle 1, epoch 0, step \d"):
+        run_search(config, str(tmp_path))
+    assert (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("key, value, msg", [
+    ("dataset", "imagenet", "config.dataset='imagenet' is unknown"),
+    ("space", "XL", "config.space='XL' is unknown"),
+    ("batch_size", 0, "config.batch_size"),
+    ("layers", 2, "config.layers"),
+    ("train_portion", 1.0, "config.train_portion"),
+    ("cell_output", "sum", "config.cell_output"),
+])
+def test_bad_config_values_fail_before_any_work(key, value, msg, tmp_path):
+    config = base_config()
+    config[key] = value
+    with pytest.raises(ConfigError, match=msg):
+        run_search(config, str(tmp_path / "w"))
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("field, value, msg", [
+    ("epochs", (15, 15), "config.schedule"),
+    ("keep", (6, 6, 6, 6, 6, 4, 3, 2, 0), "config.schedule.keep"),
+    ("morphs", (3, 3, 3, 3, 3, 0, 0, 3, 0), "config.schedule"),
+])
+def test_bad_schedules_are_refused(field, value, msg):
+    config = base_config()
+    config.schedule[field] = value
+    with pytest.raises(ConfigError, match=msg):
+        validate(config)
+
+
+def test_paper_configs_validate_and_use_the_paper_schedule():
+    for module, space in ((dl, "DL"), (dr, "DR"), (ur, "UR")):
+        config = module.get_config()
+        validate(config)
+        assert config.space == space and config.dataset == "cifar10"
+        assert (config.channels, config.layers) == (16, 8)
+        assert config.schedule.keep == (6, 6, 6, 6, 6, 4, 3, 2, 1)
+        assert sum(config.schedule.epochs) == 100
+    assert PRESETS["DL"].max_len == 1
+
+
+def test_cli_prints_one_line_errors(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "prdarts_jax.search", "--config", "configs/quick.py",
+         "--workdir", str(tmp_path), "--config.space=XX"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: config.space='XX'")
+    assert "Traceback" not in proc.stderr
