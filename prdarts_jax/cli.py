@@ -6,9 +6,10 @@ import logging
 import sys
 from typing import Callable
 
-from prdarts_jax.errors import NonFiniteLossError
+from prdarts_jax.errors import CheckpointError, NonFiniteLossError, SearchInterrupted
 
-USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError)
+USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError, SearchInterrupted,
+               CheckpointError)
 
 
 def run_main(fn: Callable[[], object]) -> None:

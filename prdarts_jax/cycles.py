@@ -11,9 +11,9 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 import os
 import shutil
+import signal
 import sys
 import time
 from typing import Any
@@ -25,11 +25,13 @@ import numpy as np
 
 from prdarts_jax import bilevel, compile_cache, primitives
 from prdarts_jax.data import dataset_info, load_split, split_halves, EpochIterator
-from prdarts_jax.errors import NonFiniteLossError
+from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
 from prdarts_jax.metrics import MetricsWriter
 from prdarts_jax.pools import CellPools, initial_pools, step_pools
-from prdarts_jax.search_config import hyper, search_space, validate
+from prdarts_jax.search_checkpoint import CYCLE_STRIDE, SearchCheckpointer, position_id
+from prdarts_jax.statistics import cycle_statistics
+from prdarts_jax.search_config import ConfigError, hyper, search_space, validate
 from prdarts_jax.supernet import CELL_TYPES, Supernet, init_alphas
 from prdarts_jax.transition import transfer_variables, update_lineage
 
@@ -105,13 +107,10 @@ class _Progress:
             self.bar.close()
 
 
-def _check_finite(losses: list, cycle: int, epoch: int, first_step: int) -> None:
-    values = np.asarray(jax.device_get(losses), np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise NonFiniteLossError(
-            f"non-finite loss ({values[bad[0]]}) at cycle {cycle}, epoch {epoch}, step "
-            f"{first_step + int(bad[0])}; lower config.lr_max or check the data")
+SAFE_CHANGES = ("log_every", "compilation_cache_dir", "data_dir", "allow_config_changes")
+"""Config keys that may differ on resume (with --config.allow_config_changes=True)."""
+
+_METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
 
 
 def evaluate(programs: bilevel.StepPrograms, state: dict, images: jax.Array, labels: jax.Array,
@@ -131,143 +130,332 @@ def evaluate(programs: bilevel.StepPrograms, state: dict, images: jax.Array, lab
     return total_loss / len(indices), total_correct / len(indices)
 
 
-def _run_epoch(programs, state, data, iters, *, cycle, epoch, lr, search, batch_size,
-               max_steps, key, log_every):
-    """One epoch over the weight half; with `search`, an α step precedes each weight step."""
+class _StopFlag:
+    """Set by SIGTERM/SIGINT: the current step finishes, then the search saves and stops."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._saved: dict = {}
+
+    def __enter__(self) -> "_StopFlag":
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        del frame
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def _fault_injection(cycle: int, epoch: int, step: int) -> None:
+    """Test hook: PRDARTS_FAULT_AT="c,e,s" kills the process (SIGKILL) at that position."""
+    at = os.environ.get("PRDARTS_FAULT_AT")
+    if at and tuple(int(v) for v in at.split(",")) == (cycle, epoch, step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run_epoch(programs, state, data, iters, pos, hist, *, lr, search, batch_size, steps, key,
+               log_every, stop):
+    """Steps of one epoch from `pos[2]`; with `search`, an α step precedes each weight step.
+
+    Per-step losses and accuracies are appended to `hist` (host floats, so that an epoch
+    interrupted and resumed sums exactly as one run straight through). Returns the state and
+    the step reached (< steps when stopped by a signal).
+    """
     images, labels = data
     w_iter, a_iter = iters
-    steps = w_iter.steps_remaining(batch_size)
-    if max_steps:
-        steps = min(steps, max_steps)
-    progress = _Progress(steps, f"cycle {cycle} epoch {epoch}")
-    sums = {"train_loss": 0.0, "train_acc": 0.0, "alpha_loss": 0.0, "alpha_acc": 0.0}
+    cycle, epoch, start = pos
+    progress = _Progress(steps - start, f"cycle {cycle} epoch {epoch}")
     pending: list = []
-    first_pending = 0
-    step = 0
-    for step in range(steps):
+
+    def flush(upto: int) -> None:
+        if not pending:
+            return
+        values = jax.device_get(pending)
+        for i, m in enumerate(values):
+            for k, v in m.items():
+                hist.setdefault(k, []).append(float(v))
+            if not np.isfinite(m["train_loss"]):
+                raise NonFiniteLossError(
+                    f"non-finite loss ({float(m['train_loss'])}) at cycle {cycle}, epoch "
+                    f"{epoch}, step {upto - len(values) + i}; lower config.lr_max or check the "
+                    "data")
+        pending.clear()
+
+    step = start
+    while step < steps:
+        _fault_injection(cycle, epoch, step)
         step_key = jax.random.fold_in(key, step)
+        m = {}
         if search:
             idx = a_iter.next_batch(batch_size)
             state, am = bilevel.alpha_step(programs, state, images, labels, idx,
                                            jax.random.fold_in(step_key, 1))
-            sums["alpha_loss"] += am["loss"]
-            sums["alpha_acc"] += am["acc"]
+            m.update(alpha_loss=am["loss"], alpha_acc=am["acc"])
         idx = w_iter.next_batch(batch_size)
         state, wm = bilevel.weight_step(programs, state, images, labels, idx,
                                         jax.random.fold_in(step_key, 0), lr)
-        sums["train_loss"] += wm["loss"]
-        sums["train_acc"] += wm["acc"]
-        pending.append(wm["loss"])
-        if len(pending) >= 10 or step == steps - 1:
-            _check_finite(pending, cycle, epoch, first_pending)
-            first_pending, pending = step + 1, []
+        m.update(train_loss=wm["loss"], train_acc=wm["acc"])
+        pending.append(m)
+        step += 1
+        if len(pending) >= 10 or step == steps or stop.signal is not None:
+            flush(step)
         if progress.bar is not None:
             progress.update(loss=float(wm["loss"]))
-        elif log_every and (step + 1) % log_every == 0:
-            log.info("cycle %d epoch %d step %d/%d loss %.4f", cycle, epoch, step + 1, steps,
+        elif log_every and step % log_every == 0:
+            log.info("cycle %d epoch %d step %d/%d loss %.4f", cycle, epoch, step, steps,
                      float(wm["loss"]))
+        if stop.signal is not None:
+            break
     progress.close()
-    n = max(steps, 1)
-    out = {k: float(v) / n for k, v in sums.items()}
-    if not search:
-        out.pop("alpha_loss"), out.pop("alpha_acc")
-    return state, out, steps
+    return state, step
+
+
+def _config_json(config: ml_collections.ConfigDict) -> dict:
+    return json.loads(config.to_json_best_effort())
+
+
+def _check_config(saved: dict, current: dict, allow: bool) -> None:
+    """Refuses a resume whose config differs, except SAFE_CHANGES with the explicit flag."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+    a, b = flat(saved), flat(current)
+    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    unsafe = [k for k in differing if not (allow and k in SAFE_CHANGES)]
+    if unsafe:
+        hint = ("" if allow or any(k not in SAFE_CHANGES for k in differing) else
+                "; pass --config.allow_config_changes=True to accept these")
+        raise ConfigError(
+            f"the workdir holds a search with a different config ({', '.join(unsafe)}): resume "
+            f"with the same config or use a new --workdir{hint}")
+    if differing:
+        log.warning("resuming with changed config keys: %s", ", ".join(differing))
+
+
+def _abstract_state(net: Supernet, config, info, h: bilevel.Hyper) -> dict:
+    x = jnp.zeros((2, *info.image_shape), jnp.float32)
+
+    def init():
+        alphas = init_alphas(jax.random.PRNGKey(0), net.normal, net.reduce)
+        v = net.init(jax.random.PRNGKey(0), x, alphas, False)
+        return {"params": v["params"], "batch_stats": v["batch_stats"], "alphas": alphas,
+                **bilevel.fresh_optimizer_states(h, v["params"], alphas)}
+
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+                        jax.eval_shape(init))
+
+
+def _lineage_from_json(d: dict) -> dict:
+    return {t: {int(e): {c: tuple(v) for c, v in m.items()} for e, m in edges.items()}
+            for t, edges in d.items()}
+
+
+def _stats_record(cycle: int, pools: CellPools, report, schedule) -> dict:
+    """The statistics of the pools a cycle trains with (written before the cycle starts)."""
+    settings = {k: schedule[k][cycle - 1] for k in ("epochs", "grace", "keep", "morphs")}
+    return {"type": "cycle_stats", "cycle": cycle,
+            **cycle_statistics(pools, report, settings=settings)}
+
+
+def _on_device(state: dict) -> dict:
+    """Commits the state to the first device, as a restored checkpoint is: fresh and restored
+    states then hit the same compiled programs (and the same persistent-cache entries)."""
+    return jax.device_put(state, jax.devices()[0])
+
+
+def _finish(workdir: str, genotype: Genotype, pools: CellPools) -> None:
+    with open(os.path.join(workdir, "final_pools.json"), "w") as f:
+        json.dump(pools.to_json(), f, indent=1)
+    with open(os.path.join(workdir, "genotype.txt"), "w") as f:
+        f.write(genotype.describe() + "\n")
+    save_genotype(genotype, os.path.join(workdir, "genotype.json"))
 
 
 def run_search(config: ml_collections.ConfigDict, workdir: str) -> Genotype | None:
-    """Runs the whole search; writes config, metrics and the genotype into `workdir`."""
+    """Runs the whole search, resuming from the workdir's latest checkpoint if there is one.
+
+    Writes config, metrics, checkpoints and the genotype into `workdir`; returns the genotype,
+    or None if the workdir already held a finished search.
+    """
     validate(config)
     compile_cache.enable(config.compilation_cache_dir)
-    with primitives.use_impls(config.depthwise_impl, config.pool_impl):
-        return _search(config, workdir)
+    with primitives.use_impls(config.depthwise_impl, config.pool_impl), _StopFlag() as stop:
+        return _search(config, workdir, stop)
 
 
-def _search(config: ml_collections.ConfigDict, workdir: str) -> Genotype | None:
+def _search(config: ml_collections.ConfigDict, workdir: str, stop: _StopFlag
+            ) -> Genotype | None:
     space = search_space(config)
     info = dataset_info(config.dataset)
-    if not _prepare_workdir(workdir):
+    h = hyper(config)
+    schedule = config.schedule
+    n_cycles = len(schedule.epochs)
+    if os.path.exists(os.path.join(workdir, "genotype.json")):
         log.info("workdir %s already holds a finished search (genotype.json); nothing to do",
                  workdir)
         return None
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=1))
+    config_path = os.path.join(workdir, "config.json")
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
+    if has_checkpoints and os.path.exists(config_path):
+        with open(config_path) as f:
+            _check_config(json.load(f), _config_json(config), config.allow_config_changes)
+    elif not has_checkpoints:
+        _prepare_workdir(workdir)
+    ckpt = SearchCheckpointer(workdir)
+    try:
+        restored = ckpt.restore_latest(lambda meta: _abstract_state(
+            build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),
+            config, info, h))
+        with open(config_path, "w") as f:
+            f.write(config.to_json_best_effort(indent=1))
+        return _cycles(config, workdir, stop, ckpt, restored, space, info, h)
+    finally:
+        ckpt.close()
+
+
+def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype | None:
+    schedule = config.schedule
+    n_cycles = len(schedule.epochs)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
     images_np, labels_np = load_split(config.dataset, "train", config.data_dir or None)
     w_idx, a_idx = split_halves(len(images_np), config.train_portion)
     images, labels = jnp.asarray(images_np), jnp.asarray(labels_np, jnp.int32)
     data_spec = bilevel.DataSpec(tuple(info.mean), tuple(info.std), info.pad)
-    h = hyper(config)
-    schedule = config.schedule
-    n_cycles = len(schedule.epochs)
-
-    np_rng = np.random.default_rng(config.seed)
-    key = jax.random.PRNGKey(config.seed)
-    w_iter = EpochIterator(w_idx, np_rng.integers(2**63))
-    a_iter = EpochIterator(a_idx, np_rng.integers(2**63))
     eval_idx = a_idx[:config.eval_max_samples] if config.eval_max_samples else a_idx
-    pools = initial_pools()
-    lineage: dict = {}
-    net = build_supernet(pools, config, info.num_classes)
-    alphas = init_alphas(jax.random.fold_in(key, 1), net.normal, net.reduce,
-                         config.alpha_init_scale)
-    variables = init_variables(net, jax.random.fold_in(key, 2), info.image_shape, alphas)
-    metrics = MetricsWriter(os.path.join(workdir, "metrics.jsonl"))
-    genotype = None
-    start = time.time()
+    key = jax.random.PRNGKey(config.seed)
+    metrics = MetricsWriter(metrics_path)
+    clock = time.time()
 
-    for cycle in range(1, n_cycles + 1):
-        epochs, grace = schedule.epochs[cycle - 1], schedule.grace[cycle - 1]
-        programs = programs_for(net, data_spec, h, config.fuse_grad_programs)
+    if restored is None:
+        np_rng = np.random.default_rng(config.seed)
+        w_iter = EpochIterator(w_idx, np_rng.integers(2**63))
+        a_iter = EpochIterator(a_idx, np_rng.integers(2**63))
+        pools, lineage = initial_pools(), {}
+        net = build_supernet(pools, config, info.num_classes)
+        alphas = init_alphas(jax.random.fold_in(key, 1), net.normal, net.reduce,
+                             config.alpha_init_scale)
+        variables = init_variables(net, jax.random.fold_in(key, 2), info.image_shape, alphas)
         state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
                  "alphas": alphas, **bilevel.fresh_optimizer_states(h, variables["params"],
                                                                     alphas)}
-        log.info("cycle %d/%d: ops per edge %s", cycle, n_cycles,
-                 sorted(set(pools.op_counts()["normal"] + pools.op_counts()["reduce"])))
-        for epoch in range(epochs):
+        state = _on_device(state)
+        pos, hist, elapsed = (1, 0, 0), {}, 0.0
+        open(metrics_path, "w").close()
+        metrics.write(_stats_record(1, pools, None, schedule))
+    else:
+        state, meta = restored
+        np_rng = np.random.default_rng()
+        np_rng.bit_generator.state = meta["np_rng"]
+        w_iter = EpochIterator.from_state(w_idx, meta["w_iter"])
+        a_iter = EpochIterator.from_state(a_idx, meta["a_iter"])
+        pools, lineage = CellPools.from_json(meta["pools"]), _lineage_from_json(meta["lineage"])
+        net = build_supernet(pools, config, info.num_classes)
+        pos, hist, elapsed = tuple(meta["position"]), meta["hist"], meta["elapsed"]
+        with open(metrics_path, "r+") as f:
+            f.truncate(meta["metrics_offset"])
+        log.info("resumed from cycle %d, epoch %d, step %d", *pos)
+        if meta.get("finished"):
+            genotype = Genotype.from_json(meta["genotype"])
+            _finish(workdir, genotype, pools)
+            return genotype
+
+    def save(position, state, pools, lineage, hist, **extra) -> None:
+        ckpt.save(position_id(*position), state, {
+            "position": list(position), "pools": pools.to_json(),
+            "lineage": {t: {str(e): m for e, m in v.items()} for t, v in lineage.items()},
+            "np_rng": np_rng.bit_generator.state, "w_iter": w_iter.state(),
+            "a_iter": a_iter.state(), "hist": hist, "metrics_offset":
+            os.path.getsize(metrics_path), "elapsed": elapsed + time.time() - clock, **extra})
+
+    cycle, epoch, step = pos
+    while cycle <= n_cycles:
+        epochs, grace = schedule.epochs[cycle - 1], schedule.grace[cycle - 1]
+        programs = programs_for(net, data_spec, h, config.fuse_grad_programs)
+        if epoch == 0 and step == 0:
+            log.info("cycle %d/%d: ops per edge %s", cycle, n_cycles,
+                     sorted(set(pools.op_counts()["normal"] + pools.op_counts()["reduce"])))
+        while epoch < epochs:
             t0 = time.time()
             lr = bilevel.cosine_lr(epoch, epochs, h.lr_max, h.lr_min)
-            state, train, steps = _run_epoch(
-                programs, state, (images, labels), (w_iter, a_iter), cycle=cycle, epoch=epoch,
-                lr=lr, search=epoch >= grace, batch_size=config.batch_size,
-                max_steps=config.max_steps_per_epoch,
-                key=jax.random.fold_in(jax.random.fold_in(key, 100 + cycle), epoch),
-                log_every=config.log_every)
+            steps = w_iter.steps_remaining(config.batch_size) if step == 0 else hist["steps"]
+            if config.max_steps_per_epoch:
+                steps = min(steps, config.max_steps_per_epoch)
+            hist["steps"] = steps
+            epoch_key = jax.random.fold_in(jax.random.fold_in(key, 100 + cycle), epoch)
+            state, step = _run_epoch(
+                programs, state, (images, labels), (w_iter, a_iter), (cycle, epoch, step), hist,
+                lr=lr, search=epoch >= grace, batch_size=config.batch_size, steps=steps,
+                key=epoch_key, log_every=config.log_every, stop=stop)
+            if step < steps:
+                save((cycle, epoch, step), state, pools, lineage, hist)
+                raise SearchInterrupted(
+                    f"stopped by signal {stop.signal} at cycle {cycle}, epoch {epoch}, step "
+                    f"{step}; the state is saved: run the same command to resume")
             val_loss, val_acc = evaluate(programs, state, images, labels, eval_idx,
                                          config.eval_batch_size)
-            record = {"type": "epoch", "cycle": cycle, "epoch": epoch, "lr": lr,
-                      **train, "val_loss": val_loss, "val_acc": val_acc,
+            train = {k: float(np.mean(hist[k])) for k in _METRIC_KEYS if hist.get(k)}
+            record = {"type": "epoch", "cycle": cycle, "epoch": epoch, "lr": lr, **train,
+                      "val_loss": val_loss, "val_acc": val_acc,
                       "batch_size": config.batch_size, "steps": steps,
                       "seconds": time.time() - t0, "grace": epoch < grace}
             metrics.write(record)
             log.info("cycle %d epoch %d: lr %.4f train loss %.4f acc %.3f | val loss %.4f "
                      "acc %.3f | %.1f s", cycle, epoch, lr, train["train_loss"],
                      train["train_acc"], val_loss, val_acc, record["seconds"])
+            epoch, step, hist = epoch + 1, 0, {}
+            if epoch < epochs:
+                save((cycle, epoch, 0), state, pools, lineage, hist)
+            if stop.signal is not None and epoch < epochs:
+                raise SearchInterrupted(
+                    f"stopped by signal {stop.signal} after cycle {cycle}, epoch {epoch - 1}; "
+                    "the state is saved: run the same command to resume")
         alphas_np = {t: [np.asarray(a) for a in state["alphas"][t]] for t in CELL_TYPES}
         final = cycle == n_cycles
-        if final:
-            genotype = derive_genotype({"normal": net.normal, "reduce": net.reduce}, alphas_np)
+        genotype = derive_genotype({"normal": net.normal, "reduce": net.reduce},
+                                   alphas_np) if final else None
         new_pools, report = step_pools(
             pools, alphas_np, keep=schedule.keep[cycle - 1], morphs=schedule.morphs[cycle - 1],
             final=final, space=space, rng=np_rng, max_tries=config.max_tries,
             revisit_after=config.revisit_after)
         metrics.write({"type": "cycle", "cycle": cycle, "report": report.to_json(),
-                       "pools": new_pools.to_json(), "seconds": time.time() - start})
-        variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
-        if not final:
-            lineage = update_lineage(lineage, report)
-            variables = transfer_variables(
-                variables, report, new_pools, config.layers,
-                jax.random.fold_in(key, 1000 + cycle),
-                lineage if config.reinit_morphed_every_cycle else None)
-            net = build_supernet(new_pools, config, info.num_classes)
-            alphas = init_alphas(jax.random.fold_in(key, 2000 + cycle), net.normal, net.reduce,
-                                 config.alpha_init_scale)
+                       "pools": new_pools.to_json()})
+        if final:
+            save((cycle + 1, 0, 0), state, new_pools, lineage, {}, finished=True,
+                 genotype=genotype.to_json())
+            _finish(workdir, genotype, new_pools)
+            log.info("search finished; genotype:\n%s", genotype.describe())
+            return genotype
+        lineage = update_lineage(lineage, report)
+        variables = transfer_variables(
+            {"params": state["params"], "batch_stats": state["batch_stats"]}, report,
+            new_pools, config.layers, jax.random.fold_in(key, 1000 + cycle),
+            lineage if config.reinit_morphed_every_cycle else None)
         pools = new_pools
-
-    save_genotype(genotype, os.path.join(workdir, "genotype.json"))
-    with open(os.path.join(workdir, "genotype.txt"), "w") as f:
-        f.write(genotype.describe() + "\n")
-    with open(os.path.join(workdir, "final_pools.json"), "w") as f:
-        json.dump(pools.to_json(), f, indent=1)
-    log.info("search finished in %.1f min; genotype:\n%s", (time.time() - start) / 60,
-             genotype.describe())
-    return genotype
+        net = build_supernet(pools, config, info.num_classes)
+        alphas = init_alphas(jax.random.fold_in(key, 2000 + cycle), net.normal, net.reduce,
+                             config.alpha_init_scale)
+        state = _on_device({"params": variables["params"],
+                            "batch_stats": variables["batch_stats"], "alphas": alphas,
+                            **bilevel.fresh_optimizer_states(h, variables["params"], alphas)})
+        cycle, epoch, step = cycle + 1, 0, 0
+        metrics.write(_stats_record(cycle, pools, report, schedule))
+        save((cycle, 0, 0), state, pools, lineage, {})
+        if stop.signal is not None:
+            raise SearchInterrupted(
+                f"stopped by signal {stop.signal} at the start of cycle {cycle}; the state is "
+                "saved: run the same command to resume")
+    return None

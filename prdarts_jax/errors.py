@@ -3,3 +3,11 @@
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class SearchInterrupted(RuntimeError):
+    """SIGTERM/SIGINT stopped the run after saving a checkpoint."""
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint in the workdir could be read."""

@@ -60,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone
     c.fuse_grad_programs = False     # one gradient program for both steps (halves CPU compiles)
     c.log_every = 50
+    c.allow_config_changes = False   # on resume, accept changed cycles.SAFE_CHANGES keys
     return c
 
 

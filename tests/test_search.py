@@ -15,38 +15,21 @@ from prdarts_jax.metrics import read_metrics
 from prdarts_jax.search_config import ConfigError, base_config, validate
 from prdarts_jax.space import PRESETS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from configs import dl, dr, quick, ur  # noqa: E402
+from tests.tiny_search import ROOT, tiny_config
+from configs import dl, dr, ur  # noqa: E402
 
 # Measured with this config: val accuracy 0.55-0.75 after the last cycle (chance is 0.10).
 VAL_ACC_FLOOR = 0.3
 
 
-def tiny_config(data_dir, **overrides):
-    config = quick.get_config()
-    config.data_dir = str(data_dir)
-    config.channels = 4
-    config.layers = 3
-    config.schedule.epochs = (2, 2, 1, 1)
-    config.schedule.grace = (1, 1, 0, 0)
-    config.eval_max_samples = 256
-    config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
-    for k, v in overrides.items():
-        config[k] = v
-    return config
+@pytest.fixture
+def data_dir(digits_dir):
+    return digits_dir
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("tfds")
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, data_dir):
-    workdir = tmp_path_factory.mktemp("search")
-    genotype = run_search(tiny_config(data_dir), str(workdir))
-    return workdir, genotype
+@pytest.fixture
+def finished(straight_search):
+    return straight_search
 
 
 def test_quick_search_runs_all_cycles_and_writes_a_genotype(finished):
