@@ -78,14 +78,20 @@ def search_space(config: ml_collections.ConfigDict) -> SearchSpace:
         raise ConfigError(f"config.space / config.restrictions: {err}") from None
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError on the first bad value."""
-    def need(ok: bool, msg: str) -> None:
-        if not ok:
-            raise ConfigError(msg)
+def need(ok: bool, msg: str) -> None:
+    """Raises ConfigError(msg) unless `ok`."""
+    if not ok:
+        raise ConfigError(msg)
 
+
+def check_dataset(config: ml_collections.ConfigDict) -> None:
     need(config.dataset in known_datasets(),
          f"config.dataset={config.dataset!r} is unknown; use one of {list(known_datasets())}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError on the first bad value."""
+    check_dataset(config)
     need(config.space.upper() in PRESETS,
          f"config.space={config.space!r} is unknown; use one of {sorted(PRESETS)}")
     search_space(config)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import ml_collections
 
-from prdarts_jax.data import known_datasets
 from prdarts_jax.genotypes import Genotype, load_genotype
 from prdarts_jax.network import check_genotype
-from prdarts_jax.search_config import ConfigError
+from prdarts_jax.search_config import ConfigError, check_dataset, need
 
 __all__ = ["ConfigError", "base_config", "genotype_of", "validate"]
 
@@ -57,12 +56,7 @@ def genotype_of(config: ml_collections.ConfigDict) -> Genotype:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError on the first bad value."""
-    def need(ok: bool, msg: str) -> None:
-        if not ok:
-            raise ConfigError(msg)
-
-    need(config.dataset in known_datasets(),
-         f"config.dataset={config.dataset!r} is unknown; use one of {list(known_datasets())}")
+    check_dataset(config)
     genotype_of(config)
     need(config.channels >= 2, f"config.channels={config.channels} must be >= 2")
     need(config.layers >= 3, f"config.layers={config.layers} must be >= 3 (two reduction cells)")
