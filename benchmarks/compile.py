@@ -1,9 +1,12 @@
 """Compile and step times of the supernet gradient program, cold and from JAX's persistent cache.
 
-    python benchmarks/compile.py [--channels 8 --layers 5 --image 8 --batch 16,32]
+    python benchmarks/compile.py                        # C=4, 3 cells, 8x8: ~4 min on 2 CPUs
+    python benchmarks/compile.py --depthwise shift_vjp --pool separable
+    python benchmarks/compile.py --depthwise dense,shift_vjp --pool reduce_window,separable
     python benchmarks/compile.py --channels 16 --layers 8 --image 32 --batch 24,64   # paper scale
 
-For each formulation (`--depthwise` × `--pool`, see `primitives.use_impls`), pool set (the
+For each formulation (each of `--depthwise` × each of `--pool`, comma-separated lists; see
+`primitives.use_impls`), pool set (the
 cycle-1 pool and a heavy mid-search pool, the same on every edge) and batch size, times the
 weight-gradient program of `bilevel.make_programs` (as the search builds it) in three stages,
 `jitted.trace(...)`, `.lower()`, `.compile()`, then its steady step time (median of `--repeats`
@@ -32,6 +35,22 @@ POOLS = {
 DATASETS = {8: "digits", 32: "cifar10"}
 
 
+def _variables(net, image_shape, alphas, rng) -> dict:
+    """Random weights and fresh BN statistics filled on the host: compiling the supernet's
+    initialiser would cost more than the program timed here."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
+    shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), x, alphas, False))
+    params = jax.tree.map(lambda s: jnp.asarray(0.1 * rng.standard_normal(s.shape), s.dtype),
+                          shapes["params"])
+    stats = jax.tree_util.tree_map_with_path(
+        lambda path, s: jnp.full(s.shape, float(path[-1].key == "var"), s.dtype),
+        shapes["batch_stats"])
+    return {"params": params, "batch_stats": stats}
+
+
 def _measure(spec: dict) -> list[dict]:
     """Runs in a child process: times every (pool, batch) for one formulation and cache dir."""
     import jax
@@ -39,7 +58,6 @@ def _measure(spec: dict) -> list[dict]:
     import numpy as np
 
     from prdarts_jax import bilevel, compile_cache, primitives
-    from prdarts_jax.cycles import init_variables
     from prdarts_jax.data import dataset_info
     from prdarts_jax.memory import compiled_bytes
     from prdarts_jax.opspec import OpSpec
@@ -62,7 +80,7 @@ def _measure(spec: dict) -> list[dict]:
                            layers=spec["layers"])
             key = jax.random.PRNGKey(0)
             alphas = init_alphas(key, edges, edges)
-            variables = init_variables(net, key, info.image_shape, alphas)
+            variables = _variables(net, info.image_shape, alphas, rng)
             programs = bilevel.make_programs(net, data, bilevel.Hyper(), spec["fuse"])
             for b in spec["batch"]:
                 idx = jnp.arange(b, dtype=jnp.int32)
@@ -90,20 +108,25 @@ def _measure(spec: dict) -> list[dict]:
 
 def _child(spec: dict) -> list[dict]:
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"benchmark process failed:\n{out.stderr[-4000:]}")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--channels", type=int, default=8)
-    ap.add_argument("--layers", type=int, default=5)
-    ap.add_argument("--image", type=int, choices=sorted(DATASETS), default=8)
-    ap.add_argument("--batch", default="16,32", help="comma-separated batch sizes")
+    ap.add_argument("--channels", type=int, default=4)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--image", type=int, choices=sorted(DATASETS), default=8,
+                    help="8: digits-like (1 channel), 32: CIFAR-like (3 channels)")
+    ap.add_argument("--batch", default="8,16", help="comma-separated batch sizes")
     ap.add_argument("--pools", default="cycle1,heavy", help=f"of {', '.join(POOLS)}")
-    ap.add_argument("--depthwise", default="dense,shift_vjp", help="formulations to time")
-    ap.add_argument("--pool", default="reduce_window,separable", help="formulations to time")
+    ap.add_argument("--depthwise", default="dense", help="formulations to time, e.g. "
+                    "dense,shift_vjp")
+    ap.add_argument("--pool", default="reduce_window", help="formulations to time, e.g. "
+                    "reduce_window,separable")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--fuse", action="store_true",
                     help="time the fused program (gradients w.r.t. weights and α)")

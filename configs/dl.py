@@ -3,7 +3,8 @@
     python -m prdarts_jax.search --config configs/dl.py --workdir runs/dl
 
 C=16, 8 cells, the 9-cycle schedule of Table 1 (100 epochs). Expected cost: the paper
-reports 0.82 GPU-days on one GTX 1080 Ti for this search (with its variable batch size 24..128).
+reports 0.82 GPU-days on one GTX 1080 Ti for this search with the variable batch size
+24..128 (`config.batch`), which these configs use too.
 """
 
 from prdarts_jax.search_config import base_config

@@ -21,6 +21,7 @@ def get_config():
     config.schedule.grace = (1, 1, 0, 0)
     config.schedule.morphs = (2, 2, 0, 0)
     config.schedule.keep = (4, 4, 2, 1)
+    config.batch.variable = False     # each new batch size is a new compile: too dear here
     config.batch_size = 32
     config.lr_max = 0.05
     config.lr_min = 0.01

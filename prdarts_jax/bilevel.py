@@ -109,7 +109,7 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool) -> StepProgram
                 params, alphas, batch_stats, x, y)
             g = g if isinstance(g, tuple) else (g, None) if argnums == 0 else (None, g)
             return g, bs, {"loss": loss, "acc": acc}
-        return jax.jit(program, donate_argnums=(2,))
+        return jax.jit(program)
 
     both = grads_wrt((0, 1))
     weight_grads = both if fuse else grads_wrt(0)

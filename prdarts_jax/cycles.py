@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from prdarts_jax import bilevel, compile_cache, primitives
+from prdarts_jax import batch_size, bilevel, compile_cache, memory, primitives
 from prdarts_jax.data import dataset_info, load_split, split_halves, EpochIterator
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
@@ -111,6 +111,7 @@ SAFE_CHANGES = ("log_every", "compilation_cache_dir", "data_dir", "allow_config_
 """Config keys that may differ on resume (with --config.allow_config_changes=True)."""
 
 _METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
+"""Per-step values averaged into the epoch record."""
 
 
 def evaluate(programs: bilevel.StepPrograms, state: dict, images: jax.Array, labels: jax.Array,
@@ -160,18 +161,77 @@ def _fault_injection(cycle: int, epoch: int, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _run_epoch(programs, state, data, iters, pos, hist, *, lr, search, batch_size, steps, key,
+class _BatchSizer:
+    """The batch size of each step: fixed, or the paper's memory-driven controller (SPEC §5)."""
+
+    def __init__(self, config, state: batch_size.BatchSizeState | None):
+        self.variable = bool(config.batch.variable)
+        self.state = state
+        self.fixed = config.batch_size
+        self.probe = None
+        self._usage: dict = {}
+        if self.variable:
+            budget = int(config.batch.memory_budget_mb * 2**20) or None
+            self.probe = memory.make_probe(budget_bytes=budget)
+
+    @property
+    def b(self) -> int:
+        return self.state.b if self.variable else self.fixed
+
+    def start_cycle(self) -> None:
+        if self.variable:
+            self.state = batch_size.start_cycle(self.state)
+            self._usage.clear()
+            if self.probe is not None:
+                self.probe.reset()
+
+    def after_step(self, programs, args_for) -> None:
+        if not self.variable:
+            return
+        usage = None
+        if batch_size.should_probe(self.state):
+            usage = self._read_usage(programs, args_for)
+        old = self.state.b
+        self.state = batch_size.after_step(self.state, usage)
+        if self.state.b != old:
+            log.info("batch size %d -> %d (memory usage %.3f)", old, self.state.b, usage)
+
+    def _read_usage(self, programs, args_for) -> float | None:
+        if isinstance(self.probe, memory.CompiledMemoryProbe):
+            b = self.state.b
+            if b not in self._usage:
+                t0 = time.time()
+                compiled = [programs.weight_grads.lower(*args_for(b)).compile()]
+                self._usage[b] = self.probe.usage(compiled)
+                log.info("memory analysis at batch %d: usage %.4f (%.1f s)", b, self._usage[b],
+                         time.time() - t0)
+            return self._usage[b]
+        usage = self.probe.usage()
+        self.probe.reset()
+        return usage
+
+    def on_oom(self, err: BaseException) -> None:
+        if not (self.variable and batch_size.is_oom(err)):
+            raise err
+        old = self.state.b
+        self.state = batch_size.on_oom(self.state)
+        log.warning("out of memory at batch %d; stepping back to %d", old, self.state.b)
+
+
+def _run_epoch(programs, state, data, iters, pos, hist, *, lr, search, sizer, max_steps, key,
                log_every, stop):
     """Steps of one epoch from `pos[2]`; with `search`, an α step precedes each weight step.
 
-    Per-step losses and accuracies are appended to `hist` (host floats, so that an epoch
-    interrupted and resumed sums exactly as one run straight through). Returns the state and
-    the step reached (< steps when stopped by a signal).
+    The epoch ends when the weight half's iterator has served an epoch of samples (whatever the
+    batch sizes were) or after `max_steps` steps. Per-step losses, accuracies and batch sizes
+    are appended to `hist` (host floats, so that an epoch interrupted and resumed sums exactly as
+    one run straight through). Returns the state, the step reached, and whether the epoch ended
+    (False when stopped by a signal).
     """
     images, labels = data
     w_iter, a_iter = iters
     cycle, epoch, start = pos
-    progress = _Progress(steps - start, f"cycle {cycle} epoch {epoch}")
+    progress = _Progress(w_iter.steps_remaining(sizer.b), f"cycle {cycle} epoch {epoch}")
     pending: list = []
 
     def flush(upto: int) -> None:
@@ -188,33 +248,47 @@ def _run_epoch(programs, state, data, iters, pos, hist, *, lr, search, batch_siz
                     "data")
         pending.clear()
 
-    step = start
-    while step < steps:
+    step, done = start, False
+    while not done:
         _fault_injection(cycle, epoch, step)
         step_key = jax.random.fold_in(key, step)
-        m = {}
-        if search:
-            idx = a_iter.next_batch(batch_size)
-            state, am = bilevel.alpha_step(programs, state, images, labels, idx,
-                                           jax.random.fold_in(step_key, 1))
-            m.update(alpha_loss=am["loss"], alpha_acc=am["acc"])
-        idx = w_iter.next_batch(batch_size)
-        state, wm = bilevel.weight_step(programs, state, images, labels, idx,
-                                        jax.random.fold_in(step_key, 0), lr)
+        b = sizer.b
+        a_idx = a_iter.next_batch(b) if search else None
+        w_idx = w_iter.next_batch(b)
+        while True:
+            try:
+                m = {"batch_size": b}
+                new_state = state
+                if search:
+                    new_state, am = bilevel.alpha_step(programs, new_state, images, labels,
+                                                       a_idx[:b], jax.random.fold_in(step_key, 1))
+                    m.update(alpha_loss=am["loss"], alpha_acc=am["acc"])
+                new_state, wm = bilevel.weight_step(programs, new_state, images, labels,
+                                                    w_idx[:b], jax.random.fold_in(step_key, 0),
+                                                    lr)
+                break
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
+                sizer.on_oom(err)
+                b = sizer.b
+        state = new_state
         m.update(train_loss=wm["loss"], train_acc=wm["acc"])
         pending.append(m)
         step += 1
-        if len(pending) >= 10 or step == steps or stop.signal is not None:
+        done = w_iter.epoch_done or (max_steps and step >= max_steps)
+        sizer.after_step(programs, lambda size: (
+            state["params"], state["alphas"], state["batch_stats"], images, labels,
+            np.zeros(size, np.int32), jax.random.PRNGKey(0)))
+        if len(pending) >= 10 or done or stop.signal is not None:
             flush(step)
         if progress.bar is not None:
             progress.update(loss=float(wm["loss"]))
         elif log_every and step % log_every == 0:
-            log.info("cycle %d epoch %d step %d/%d loss %.4f", cycle, epoch, step, steps,
+            log.info("cycle %d epoch %d step %d loss %.4f", cycle, epoch, step,
                      float(wm["loss"]))
         if stop.signal is not None:
             break
     progress.close()
-    return state, step
+    return state, step, bool(done)
 
 
 def _config_json(config: ml_collections.ConfigDict) -> dict:
@@ -354,6 +428,9 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
                                                                     alphas)}
         state = _on_device(state)
         pos, hist, elapsed = (1, 0, 0), {}, 0.0
+        batch_state = (batch_size.initial_state(
+            config.batch.min, config.batch.step, config.batch.max, config.batch.interval,
+            config.batch.target) if config.batch.variable else None)
         open(metrics_path, "w").close()
         metrics.write(_stats_record(1, pools, None, schedule))
     else:
@@ -365,6 +442,8 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
         pools, lineage = CellPools.from_json(meta["pools"]), _lineage_from_json(meta["lineage"])
         net = build_supernet(pools, config, info.num_classes)
         pos, hist, elapsed = tuple(meta["position"]), meta["hist"], meta["elapsed"]
+        batch_state = (batch_size.BatchSizeState.from_json(meta["batch"]) if meta.get("batch")
+                       else None)
         with open(metrics_path, "r+") as f:
             f.truncate(meta["metrics_offset"])
         log.info("resumed from cycle %d, epoch %d, step %d", *pos)
@@ -373,16 +452,21 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
             _finish(workdir, genotype, pools)
             return genotype
 
+    sizer = _BatchSizer(config, batch_state)
+
     def save(position, state, pools, lineage, hist, **extra) -> None:
         ckpt.save(position_id(*position), state, {
             "position": list(position), "pools": pools.to_json(),
             "lineage": {t: {str(e): m for e, m in v.items()} for t, v in lineage.items()},
             "np_rng": np_rng.bit_generator.state, "w_iter": w_iter.state(),
-            "a_iter": a_iter.state(), "hist": hist, "metrics_offset":
+            "a_iter": a_iter.state(), "hist": hist, "batch": sizer.state and
+            sizer.state.to_json(), "metrics_offset":
             os.path.getsize(metrics_path), "elapsed": elapsed + time.time() - clock, **extra})
 
     cycle, epoch, step = pos
     while cycle <= n_cycles:
+        if epoch == 0 and step == 0:
+            sizer.start_cycle()
         epochs, grace = schedule.epochs[cycle - 1], schedule.grace[cycle - 1]
         programs = programs_for(net, data_spec, h, config.fuse_grad_programs)
         if epoch == 0 and step == 0:
@@ -391,16 +475,12 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
         while epoch < epochs:
             t0 = time.time()
             lr = bilevel.cosine_lr(epoch, epochs, h.lr_max, h.lr_min)
-            steps = w_iter.steps_remaining(config.batch_size) if step == 0 else hist["steps"]
-            if config.max_steps_per_epoch:
-                steps = min(steps, config.max_steps_per_epoch)
-            hist["steps"] = steps
             epoch_key = jax.random.fold_in(jax.random.fold_in(key, 100 + cycle), epoch)
-            state, step = _run_epoch(
+            state, step, done = _run_epoch(
                 programs, state, (images, labels), (w_iter, a_iter), (cycle, epoch, step), hist,
-                lr=lr, search=epoch >= grace, batch_size=config.batch_size, steps=steps,
+                lr=lr, search=epoch >= grace, sizer=sizer, max_steps=config.max_steps_per_epoch,
                 key=epoch_key, log_every=config.log_every, stop=stop)
-            if step < steps:
+            if not done:
                 save((cycle, epoch, step), state, pools, lineage, hist)
                 raise SearchInterrupted(
                     f"stopped by signal {stop.signal} at cycle {cycle}, epoch {epoch}, step "
@@ -410,7 +490,8 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
             train = {k: float(np.mean(hist[k])) for k in _METRIC_KEYS if hist.get(k)}
             record = {"type": "epoch", "cycle": cycle, "epoch": epoch, "lr": lr, **train,
                       "val_loss": val_loss, "val_acc": val_acc,
-                      "batch_size": config.batch_size, "steps": steps,
+                      "batch_size": int(hist["batch_size"][-1]),
+                      "batch_size_mean": float(np.mean(hist["batch_size"])), "steps": step,
                       "seconds": time.time() - t0, "grace": epoch < grace}
             metrics.write(record)
             log.info("cycle %d epoch %d: lr %.4f train loss %.4f acc %.3f | val loss %.4f "

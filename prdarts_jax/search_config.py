@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from prdarts_jax.batch_size import validate_limits
 from prdarts_jax.bilevel import Hyper
 from prdarts_jax.data import known_datasets
 from prdarts_jax.pools import validate_schedule
@@ -37,7 +38,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.schedule.grace = (5, 5, 3, 3, 3, 3, 3, 3, 3)
     c.schedule.morphs = (3, 3, 3, 3, 3, 0, 0, 0, 0)
     c.schedule.keep = (6, 6, 6, 6, 6, 4, 3, 2, 1)
-    c.batch_size = 64
+    c.batch_size = 64                # the fixed batch size when batch.variable is False
+    c.batch = ml_collections.ConfigDict()   # the paper's memory-driven batch size (SPEC §5)
+    c.batch.variable = True
+    c.batch.min = 24
+    c.batch.step = 8
+    c.batch.max = 128
+    c.batch.interval = 5             # steps between memory readings
+    c.batch.target = 0.95            # fraction of the memory budget to fill
+    c.batch.memory_budget_mb = 0     # 0: the device's limit (GPU/TPU), half the RAM on a CPU
     c.eval_batch_size = 256
     c.eval_max_samples = 0           # 0: evaluate on the whole α half each epoch
     c.max_steps_per_epoch = 0        # 0: full epochs; >0 truncates (smoke runs)
@@ -106,6 +115,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.layers >= 3, f"config.layers={config.layers} must be >= 3 (two reduction cells)")
     need(config.cell_output in ("concat", "mean"),
          f"config.cell_output={config.cell_output!r} must be 'concat' or 'mean'")
+    if config.batch.variable:
+        try:
+            validate_limits(config.batch.min, config.batch.step, config.batch.max,
+                            config.batch.interval, config.batch.target)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    need(config.batch.memory_budget_mb >= 0, "config.batch.memory_budget_mb must be >= 0")
     for key in ("batch_size", "eval_batch_size"):
         need(config[key] >= 1, f"config.{key}={config[key]} must be >= 1")
     need(config.max_steps_per_epoch >= 0 and config.eval_max_samples >= 0,

@@ -126,3 +126,16 @@ def test_cli_prints_one_line_errors(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: config.space='XX'")
     assert "Traceback" not in proc.stderr
+
+
+def test_variable_batch_size_grows_and_the_search_finishes(tmp_path, data_dir):
+    config = tiny_config(data_dir, max_steps_per_epoch=6)
+    config.schedule.epochs, config.schedule.grace = (1, 1), (0, 0)
+    config.schedule.morphs, config.schedule.keep = (0, 0), (2, 1)
+    config.batch.variable = True
+    config.batch.min, config.batch.step, config.batch.max, config.batch.interval = 16, 8, 32, 2
+    assert run_search(config, str(tmp_path)) is not None
+    epochs = [r for r in read_metrics(str(tmp_path / "metrics.jsonl")) if r["type"] == "epoch"]
+    # each cycle restarts at b_min, grows on the first reading (memory is plentiful here)
+    assert [r["batch_size"] for r in epochs] == [32, 32]
+    assert all(16 < r["batch_size_mean"] < 32 for r in epochs)
