@@ -139,3 +139,28 @@ def test_variable_batch_size_grows_and_the_search_finishes(tmp_path, data_dir):
     # each cycle restarts at b_min, grows on the first reading (memory is plentiful here)
     assert [r["batch_size"] for r in epochs] == [32, 32]
     assert all(16 < r["batch_size_mean"] < 32 for r in epochs)
+
+
+def test_paper_dl_config_starts_on_cifar_shaped_data(tmp_path, monkeypatch):
+    """configs/dl.py on mocked CIFAR-10 (tfds' own mock_data), shrunk only where the CPU needs it:
+    a tiny supernet and one two-step cycle, pruned to one op per edge."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.testing import mocking as tfds_mocking
+    from tests.test_data_sources import _fixed_mock_getitems
+
+    monkeypatch.setattr(tfds_mocking, "_getitems", _fixed_mock_getitems)
+    config = dl.get_config()
+    config.data_dir = str(tmp_path / "tfds")
+    config.channels, config.layers = 4, 3
+    config.schedule.epochs, config.schedule.grace = (1,), (0,)
+    config.schedule.morphs, config.schedule.keep = (0,), (1,)
+    config.max_steps_per_epoch, config.eval_max_samples = 2, 24
+    config.batch.interval = 1000
+    config.compilation_cache_dir = ""
+    config.depthwise_impl, config.pool_impl = "dense", "reduce_window"
+    with tfds.testing.mock_data(num_examples=96):
+        genotype = run_search(config, str(tmp_path / "w"))
+    assert genotype is not None
+    epochs = [r for r in read_metrics(str(tmp_path / "w" / "metrics.jsonl")) if r["type"] == "epoch"]
+    assert [(r["batch_size"], r["steps"]) for r in epochs] == [(24, 2)]
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["space"] == "DL"
