@@ -6,15 +6,18 @@
     python benchmarks/compile.py --channels 16 --layers 8 --image 32 --batch 24,64   # paper scale
 
 For each formulation (each of `--depthwise` × each of `--pool`, comma-separated lists; see
-`primitives.use_impls`), pool set (the
-cycle-1 pool and a heavy mid-search pool, the same on every edge) and batch size, times the
-weight-gradient program of `bilevel.make_programs` (as the search builds it) in three stages,
-`jitted.trace(...)`, `.lower()`, `.compile()`, then its steady step time (median of `--repeats`
-calls after one warm-up) and `memory.compiled_bytes` (what `CompiledMemoryProbe` reads).
+`primitives.use_impls`), pool set (the cycle-1 pool and a heavy mid-search pool, the same on
+every edge) and batch size, times the weight-gradient program of `bilevel.make_programs` (as
+the search builds it) in three stages, `jitted.trace(...)`, `.lower()`, `.compile()`, then its
+steady step time (median of `--repeats` calls after one warm-up) and `memory.compiled_bytes`
+(what `CompiledMemoryProbe` reads).
 
 Each formulation runs in two fresh processes sharing a new, empty cache folder: the first
 compiles and writes the cache (cold), the second finds every program there (warm: its compile
-column is the load time of a cache hit). Prints a Markdown table.
+column is the load time of a cache hit). On a CPU each measuring process runs under an
+address-space cap (`--max-memory-gib`, default half the RAM): XLA compiling some formulations
+of the heavy pool needs more host memory than the machine has, and such a job is reported as
+failed instead of taking the machine down. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from typing import Iterator
 
 POOLS = {
     "cycle1": ("maxpool3", "avgpool3", "skip", "conv_k3_d1"),
     "heavy": ("maxpool3", "skip", "conv_k3_d1_m1", "conv_k5_d1_m1", "conv_k7_d1", "conv_k5_d2"),
 }
 DATASETS = {8: "digits", 32: "cifar10"}
+_OOM_MARKS = ("bad_alloc", "MemoryError", "Unable to allocate", "RESOURCE_EXHAUSTED")
 
 
 def _variables(net, image_shape, alphas, rng) -> dict:
@@ -51,8 +57,8 @@ def _variables(net, image_shape, alphas, rng) -> dict:
     return {"params": params, "batch_stats": stats}
 
 
-def _measure(spec: dict) -> list[dict]:
-    """Runs in a child process: times every (pool, batch) for one formulation and cache dir."""
+def _measure(spec: dict) -> Iterator[dict]:
+    """Runs in a child process: times each (pool, batch) job for one formulation and cache dir."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -68,53 +74,78 @@ def _measure(spec: dict) -> list[dict]:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     info = dataset_info(DATASETS[spec["image"]])
     data = bilevel.DataSpec(tuple(info.mean), tuple(info.std), info.pad)
-    n = 2 * max(spec["batch"])
+    n = 2 * max(b for _, b in spec["jobs"])
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (n, *info.image_shape), dtype=np.uint8))
     labels = jnp.asarray(rng.integers(0, info.num_classes, n), jnp.int32)
-    rows = []
+    key = jax.random.PRNGKey(0)
+    nets: dict = {}
     with primitives.use_impls(spec["depthwise"], spec["pool"]):
-        for pool in spec["pools"]:
-            edges = tuple(tuple(OpSpec.parse(o) for o in POOLS[pool]) for _ in range(14))
-            net = Supernet(edges, edges, info.num_classes, c=spec["channels"],
-                           layers=spec["layers"])
-            key = jax.random.PRNGKey(0)
-            alphas = init_alphas(key, edges, edges)
-            variables = _variables(net, info.image_shape, alphas, rng)
-            programs = bilevel.make_programs(net, data, bilevel.Hyper(), spec["fuse"])
-            for b in spec["batch"]:
-                idx = jnp.arange(b, dtype=jnp.int32)
-                bs = jax.tree.map(jnp.copy, variables["batch_stats"])
-                args = (variables["params"], alphas, bs, images, labels, idx, key)
-                t0 = time.perf_counter()
-                traced = programs.weight_grads.trace(*args)
-                t1 = time.perf_counter()
-                lowered = traced.lower()
-                t2 = time.perf_counter()
-                compiled = lowered.compile()
-                t3 = time.perf_counter()
-                times = []
-                for _ in range(spec["repeats"] + 1):
-                    s = time.perf_counter()
-                    _, bs, metrics = compiled(variables["params"], alphas, bs, images, labels,
-                                              idx, key)
-                    jax.block_until_ready((bs, metrics))
-                    times.append(time.perf_counter() - s)
-                rows.append({"pool": pool, "b": b, "trace": t1 - t0, "lower": t2 - t1,
-                             "compile": t3 - t2, "step": statistics.median(times[1:]),
-                             "mib": compiled_bytes(compiled) / 2**20})
-    return rows
+        for pool, b in spec["jobs"]:
+            if pool not in nets:
+                edges = tuple(tuple(OpSpec.parse(o) for o in POOLS[pool]) for _ in range(14))
+                net = Supernet(edges, edges, info.num_classes, c=spec["channels"],
+                               layers=spec["layers"])
+                alphas = init_alphas(key, edges, edges)
+                nets[pool] = (alphas, _variables(net, info.image_shape, alphas, rng),
+                              bilevel.make_programs(net, data, bilevel.Hyper(), spec["fuse"]))
+            alphas, variables, programs = nets[pool]
+            program = programs.weight_grads
+            idx = jnp.arange(b, dtype=jnp.int32)
+            bs = jax.tree.map(jnp.copy, variables["batch_stats"])
+            args = (variables["params"], alphas, bs, images, labels, idx, key)
+            t0 = time.perf_counter()
+            traced = program.trace(*args)
+            t1 = time.perf_counter()
+            lowered = traced.lower()
+            t2 = time.perf_counter()
+            compiled = lowered.compile()
+            t3 = time.perf_counter()
+            times = []
+            for _ in range(spec["repeats"] + 1):
+                s = time.perf_counter()
+                _, bs, metrics = compiled(variables["params"], alphas, bs, images, labels, idx,
+                                          key)
+                jax.block_until_ready((bs, metrics))
+                times.append(time.perf_counter() - s)
+            yield {"pool": pool, "b": b, "trace": t1 - t0, "lower": t2 - t1,
+                   "compile": t3 - t2, "step": statistics.median(times[1:]),
+                   "mib": compiled_bytes(compiled) / 2**20}
 
 
-def _child(spec: dict) -> list[dict]:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                         capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(f"benchmark process failed:\n{out.stderr[-4000:]}")
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+def _run_jobs(spec: dict, limit_bytes: int) -> dict[tuple[str, int], dict]:
+    """Results per job; a job whose process dies (XLA exhausting the host memory cap while
+    compiling, say) gets an `error` and the jobs after it run in a new process. The cap
+    (0: none; accelerator runtimes reserve far more address space than they use) is set by
+    the child itself."""
+    results: dict[tuple[str, int], dict] = {}
+    pending = [tuple(j) for j in spec["jobs"]]
+    while pending:
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, __file__, "--child",
+                              json.dumps({**spec, "jobs": pending, "limit": limit_bytes})],
+                             capture_output=True, text=True)
+        for line in out.stdout.splitlines():
+            if line.startswith("{"):
+                row = json.loads(line)
+                results[(row["pool"], row["b"])] = row
+        pending = [j for j in pending if j not in results]
+        if out.returncode == 0 or not pending:
+            break
+        oom = out.returncode == -9 or any(m in out.stderr for m in _OOM_MARKS)
+        if oom:
+            why = "out of host memory" + (f" (cap {limit_bytes / 2**30:.1f} GiB)"
+                                          if limit_bytes else "")
+        else:
+            why = f"exit code {out.returncode}: {out.stderr.strip().splitlines()[-1:]}"
+        results[pending[0]] = {"error": f"{why} after {time.perf_counter() - started:.0f} s"}
+        pending = pending[1:]
+    return results
 
 
 def main() -> None:
+    from prdarts_jax.memory import system_memory_bytes
+
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--channels", type=int, default=4)
@@ -130,11 +161,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--fuse", action="store_true",
                     help="time the fused program (gradients w.r.t. weights and α)")
+    ap.add_argument("--max-memory-gib", type=float, default=None,
+                    help="address-space cap of each measuring process; 0: none (default: half "
+                    "the RAM on a CPU, none elsewhere)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        for row in _measure(json.loads(args.child)):
-            print(json.dumps(row))
+        spec = json.loads(args.child)
+        if spec["limit"]:
+            resource.setrlimit(resource.RLIMIT_AS, (spec["limit"], spec["limit"]))
+        for row in _measure(spec):
+            print(json.dumps(row), flush=True)
         return
 
     import jax
@@ -143,20 +180,30 @@ def main() -> None:
           f"{'fused' if args.fuse else 'weight'} gradient program\n")
     print("| depthwise | pool impl | pool set | b | trace s | lower s | compile s (cold) "
           "| load s (warm) | step s | probe MiB |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    cap = args.max_memory_gib
+    if cap is None:
+        cap = system_memory_bytes() / 2**31 if jax.default_backend() == "cpu" else 0
+    limit = int(cap * 2**30)
+    jobs = [(p, int(b)) for p in args.pools.split(",") for b in args.batch.split(",")]
     for dw in args.depthwise.split(","):
         for pi in args.pool.split(","):
             with tempfile.TemporaryDirectory(prefix="prdarts-xla-") as cache:
-                spec = {"cache": cache, "depthwise": dw, "pool": pi,
-                        "pools": args.pools.split(","), "channels": args.channels,
-                        "layers": args.layers, "image": args.image,
-                        "batch": [int(b) for b in args.batch.split(",")],
+                spec = {"cache": cache, "depthwise": dw, "pool": pi, "jobs": jobs,
+                        "channels": args.channels, "layers": args.layers, "image": args.image,
                         "repeats": args.repeats, "fuse": args.fuse}
-                cold, warm = _child(spec), _child(spec)
-            for c, w in zip(cold, warm):
-                print(f"| {dw} | {pi} | {c['pool']} | {c['b']} | {c['trace']:.2f} | "
-                      f"{c['lower']:.2f} | {c['compile']:.2f} | {w['compile']:.2f} | "
-                      f"{c['step']:.4f} | {c['mib']:.1f} |", flush=True)
+                cold = _run_jobs(spec, limit)
+                done = [j for j in jobs if "error" not in cold[j]]
+                warm = _run_jobs({**spec, "jobs": done}, limit) if done else {}
+            for job in jobs:
+                c, w = cold[job], warm.get(job, {})
+                head = f"| {dw} | {pi} | {job[0]} | {job[1]} |"
+                if "error" in c:
+                    print(f"{head} failed: {c['error']} | | | | | |", flush=True)
+                    continue
+                load = f"{w['compile']:.2f}" if "compile" in w else w.get("error", "—")
+                print(f"{head} {c['trace']:.2f} | {c['lower']:.2f} | {c['compile']:.2f} | "
+                      f"{load} | {c['step']:.4f} | {c['mib']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The variable batch size of the search (SPEC §5, paper §3.3): a pure controller.
 
-The batch size lives on the grid b_min + n·b_mult (n ≥ 0) below b_max. Each cycle starts at b_min.
-Every `interval` steps the caller reports the peak memory in use as a fraction `usage` of the
-budget; assuming memory grows linearly with b, the controller moves to
+The batch size lives on the grid b_min + n·b_mult (n ≥ 0), at most b_max; each cycle starts at
+b_min. Every `interval` steps the caller reports the peak memory in use as a fraction `usage`
+of the budget; assuming memory grows linearly with b, the controller moves to
 
     b' = grid_floor(min(floor(target·b / usage), 2·b, b_max, ceiling − 1))
 

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from prdarts_jax import batch_size, bilevel, compile_cache, memory, primitives
+from prdarts_jax import (batch_size, bilevel, compile_cache, compile_timer, memory,
+                         primitives)
 from prdarts_jax.data import dataset_info, load_split, split_halves, EpochIterator
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
@@ -169,6 +170,7 @@ class _BatchSizer:
         self.state = state
         self.fixed = config.batch_size
         self.probe = None
+        self.last_usage: float | None = None
         self._usage: dict = {}
         if self.variable:
             budget = int(config.batch.memory_budget_mb * 2**20) or None
@@ -192,6 +194,8 @@ class _BatchSizer:
         if batch_size.should_probe(self.state):
             usage = self._read_usage(programs, args_for)
         old = self.state.b
+        if usage is not None:
+            self.last_usage = usage
         self.state = batch_size.after_step(self.state, usage)
         if self.state.b != old:
             log.info("batch size %d -> %d (memory usage %.3f)", old, self.state.b, usage)
@@ -473,7 +477,7 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
             log.info("cycle %d/%d: ops per edge %s", cycle, n_cycles,
                      sorted(set(pools.op_counts()["normal"] + pools.op_counts()["reduce"])))
         while epoch < epochs:
-            t0 = time.time()
+            t0, c0 = time.time(), compile_timer.total_seconds()
             lr = bilevel.cosine_lr(epoch, epochs, h.lr_max, h.lr_min)
             epoch_key = jax.random.fold_in(jax.random.fold_in(key, 100 + cycle), epoch)
             state, step, done = _run_epoch(
@@ -492,7 +496,10 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
                       "val_loss": val_loss, "val_acc": val_acc,
                       "batch_size": int(hist["batch_size"][-1]),
                       "batch_size_mean": float(np.mean(hist["batch_size"])), "steps": step,
-                      "seconds": time.time() - t0, "grace": epoch < grace}
+                      "seconds": time.time() - t0,
+                      "compile_seconds": compile_timer.total_seconds() - c0,
+                      "memory_usage": sizer.last_usage, **memory.memory_in_use(),
+                      "grace": epoch < grace}
             metrics.write(record)
             log.info("cycle %d epoch %d: lr %.4f train loss %.4f acc %.3f | val loss %.4f "
                      "acc %.3f | %.1f s", cycle, epoch, lr, train["train_loss"],

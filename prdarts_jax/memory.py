@@ -167,3 +167,14 @@ def make_probe(backend: str | None = None, budget_bytes: int | None = None) -> M
     if probe.available:
         return probe
     return CompiledMemoryProbe(budget_bytes)
+
+
+def memory_in_use() -> dict[str, Any]:
+    """What the epoch records report as memory in use: the device allocator's peak where it has
+    counters (GPU/TPU), else the process's peak resident memory (CPU)."""
+    stats = device_stats()
+    if stats is not None:
+        return {"memory_bytes": int(stats["peak_bytes_in_use"]), "memory_source": "device_peak"}
+    import resource
+    return {"memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "memory_source": "process_peak_rss"}

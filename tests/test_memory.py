@@ -24,11 +24,13 @@ def _step(params, x, y):
 
 
 def _compiled(b: int):
+    """The step compiled for the CPU (its inputs live there), whatever the default backend."""
     params = {"convs": [jnp.zeros((3, 3, 3, 16)), jnp.zeros((3, 3, 16, 16))],
               "dense": jnp.zeros((16, 10))}
     x = jnp.zeros((b, 16, 16, 3))
     y = jnp.zeros((b,), jnp.int32)
-    return _step.trace(params, x, y).lower().compile()
+    args = jax.device_put((params, x, y), jax.devices("cpu")[0])
+    return _step.trace(*args).lower().compile()
 
 
 @pytest.fixture(scope="module")

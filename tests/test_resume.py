@@ -20,7 +20,7 @@ from prdarts_jax.search_checkpoint import SearchCheckpointer
 from prdarts_jax.search_config import ConfigError, hyper
 from tests.tiny_search import ROOT, tiny_config
 
-TIMING = ("seconds",)
+TIMING = ("seconds", "compile_seconds", "memory_bytes")
 
 
 def _metrics(workdir):

@@ -58,6 +58,9 @@ def test_quick_search_learns(finished):
     last = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"][-1]
     assert last["val_acc"] > VAL_ACC_FLOOR
     assert np.isfinite(last["train_loss"])
+    first = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"][0]
+    assert 0 < first["compile_seconds"] <= first["seconds"]
+    assert first["memory_bytes"] > 0 and first["memory_source"] == "process_peak_rss"
 
 
 def test_same_seed_same_genotype(finished, tmp_path, data_dir):
