@@ -133,10 +133,15 @@ def _draw_matplotlib(genotype: Genotype, cell: str, title: str, stem: str) -> li
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=13)
     ax.axis("off")
+    return save_figure(fig, stem, dpi=110, bbox_inches="tight")
+
+
+def save_figure(fig: Figure, stem: str, dpi: int, **kwargs) -> list[str]:
+    """Writes `stem`.png and `stem`.svg; returns their paths."""
     files = []
     for ext in ("png", "svg"):
         path = f"{stem}.{ext}"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=dpi, **kwargs)
         files.append(path)
     return files
 

@@ -16,7 +16,6 @@ import shutil
 import signal
 import sys
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +29,7 @@ from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
 from prdarts_jax.metrics import MetricsWriter
 from prdarts_jax.pools import CellPools, initial_pools, step_pools
-from prdarts_jax.search_checkpoint import CYCLE_STRIDE, SearchCheckpointer, position_id
+from prdarts_jax.search_checkpoint import SearchCheckpointer, position_id
 from prdarts_jax.statistics import cycle_statistics
 from prdarts_jax.search_config import ConfigError, hyper, search_space, validate
 from prdarts_jax.supernet import CELL_TYPES, Supernet, init_alphas
@@ -73,10 +72,8 @@ def init_variables(net: Supernet, key: jax.Array, image_shape: tuple[int, ...],
     return dict(compiled(key))
 
 
-def _prepare_workdir(workdir: str) -> bool:
-    """Creates the workdir; returns False if it already holds a finished search."""
-    if os.path.exists(os.path.join(workdir, "genotype.json")):
-        return False
+def _prepare_workdir(workdir: str) -> None:
+    """Creates the workdir; files of an unfinished run without checkpoints are moved aside."""
     if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
         backup = os.path.join(workdir, f"previous-{time.strftime('%Y%m%d-%H%M%S')}")
         os.makedirs(backup)
@@ -86,7 +83,6 @@ def _prepare_workdir(workdir: str) -> bool:
         log.warning("workdir %s held an unfinished search; moved it to %s and starting afresh",
                     workdir, backup)
     os.makedirs(workdir, exist_ok=True)
-    return True
 
 
 class _Progress:
@@ -379,14 +375,11 @@ def _search(config: ml_collections.ConfigDict, workdir: str, stop: _StopFlag
     space = search_space(config)
     info = dataset_info(config.dataset)
     h = hyper(config)
-    schedule = config.schedule
-    n_cycles = len(schedule.epochs)
     if os.path.exists(os.path.join(workdir, "genotype.json")):
         log.info("workdir %s already holds a finished search (genotype.json); nothing to do",
                  workdir)
         return None
     config_path = os.path.join(workdir, "config.json")
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
     has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
     if has_checkpoints and os.path.exists(config_path):
         with open(config_path) as f:

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from prdarts_jax.cell_graph import KIND_COLORS, state_name
+from prdarts_jax.cell_graph import KIND_COLORS, save_figure, state_name
 from prdarts_jax.genotypes import Genotype
 from prdarts_jax.opspec import OpSpec
 from prdarts_jax.pools import CellPools, PoolReport, softmax
@@ -142,9 +142,4 @@ def plot_pools(pools: Mapping[int, CellPools], reports: Mapping[int, PoolReport]
     for k in range(len(titles) + 1):
         x = label_in + k * col_in - 0.05 * _CHAR_IN
         ax.plot([x, x], [head_in, y], color="#cccccc", lw=0.6)
-    files = []
-    for ext in ("png", "svg"):
-        path = f"{stem}.{ext}"
-        fig.savefig(path, dpi=110)
-        files.append(path)
-    return files
+    return save_figure(fig, stem, dpi=110)

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from prdarts_jax.cell_graph import KIND_COLORS
+from prdarts_jax.cell_graph import KIND_COLORS, save_figure
 from prdarts_jax.statistics import KERNEL_SIZES, OP_KINDS
 
 CELL_STYLES = {"normal": dict(color="#1f6fb4", ls="-"), "reduce": dict(color="#c0392b", ls="--")}
@@ -247,12 +247,7 @@ def plot_search(epochs: Sequence[Mapping], stats: Mapping[int, Mapping],
         ax.set_xlabel("epoch (all cycles in order; hatched: grace epochs)")
         ax.set_xlim(-0.5, max(axis.end, 1) - 0.5)
     fig.suptitle(title or "search statistics", fontsize=13)
-    files = []
-    for ext in ("png", "svg"):
-        path = f"{stem}.{ext}"
-        fig.savefig(path, dpi=90)
-        files.append(path)
-    return files
+    return save_figure(fig, stem, dpi=90)
 
 
 def _kernel_color(k: int) -> str:

@@ -5,9 +5,6 @@ Runs a PR-DARTS search (see `cycles.run_search`); `--config.<key>=value` overrid
 
 from __future__ import annotations
 
-import logging
-import sys
-
 from absl import app, flags
 from ml_collections import config_flags
 
