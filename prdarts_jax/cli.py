@@ -6,10 +6,11 @@ import logging
 import sys
 from typing import Callable
 
-from prdarts_jax.errors import CheckpointError, NonFiniteLossError, SearchInterrupted
+from prdarts_jax.errors import (CheckpointError, NonFiniteLossError, SearchInterrupted,
+                                TrainingInterrupted)
 
 USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError, SearchInterrupted,
-               CheckpointError)
+               TrainingInterrupted, CheckpointError)
 
 
 def run_main(fn: Callable[[], object]) -> None:

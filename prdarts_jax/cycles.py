@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 
@@ -22,16 +21,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from prdarts_jax import (batch_size, bilevel, compile_cache, compile_timer, memory,
-                         primitives)
+from prdarts_jax import (batch_size, bilevel, compile_cache, compile_timer, interrupts, memory,
+                         parallel, primitives)
 from prdarts_jax.data import dataset_info, load_split, split_halves, EpochIterator
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
 from prdarts_jax.metrics import MetricsWriter
 from prdarts_jax.pools import CellPools, initial_pools, step_pools
-from prdarts_jax.search_checkpoint import SearchCheckpointer, position_id
+from prdarts_jax.checkpoints import Checkpointer, position_id
 from prdarts_jax.statistics import cycle_statistics
-from prdarts_jax.search_config import ConfigError, hyper, search_space, validate
+from prdarts_jax.search_config import ConfigError, check_devices, hyper, search_space, validate
 from prdarts_jax.supernet import CELL_TYPES, Supernet, init_alphas
 from prdarts_jax.transition import transfer_variables, update_lineage
 
@@ -104,7 +103,8 @@ class _Progress:
             self.bar.close()
 
 
-SAFE_CHANGES = ("log_every", "compilation_cache_dir", "data_dir", "allow_config_changes")
+SAFE_CHANGES = ("log_every", "compilation_cache_dir", "data_dir", "allow_config_changes",
+                "num_devices")
 """Config keys that may differ on resume (with --config.allow_config_changes=True)."""
 
 _METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
@@ -112,8 +112,11 @@ _METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
 
 
 def evaluate(programs: bilevel.StepPrograms, state: dict, images: jax.Array, labels: jax.Array,
-             indices: np.ndarray, batch_size: int) -> tuple[float, float]:
-    """Mean loss and accuracy in inference mode over `indices` (padded to whole batches)."""
+             indices: np.ndarray, batch_size: int, placement: parallel.Placement
+             ) -> tuple[float, float]:
+    """Mean loss and accuracy in inference mode over `indices` (padded to whole batches, of a
+    size that divides by the device count)."""
+    batch_size = parallel.round_up(batch_size, placement)
     total_loss = total_correct = 0.0
     for start in range(0, len(indices), batch_size):
         chunk = indices[start:start + batch_size]
@@ -122,40 +125,12 @@ def evaluate(programs: bilevel.StepPrograms, state: dict, images: jax.Array, lab
         idx = np.zeros(batch_size, np.int32)
         idx[:len(chunk)] = chunk
         loss, correct = programs.eval_batch(state["params"], state["alphas"],
-                                            state["batch_stats"], images, labels, idx, mask)
+                                            state["batch_stats"], images, labels,
+                                            placement.shard_batch(idx),
+                                            placement.shard_batch(mask))
         total_loss += float(loss)
         total_correct += float(correct)
     return total_loss / len(indices), total_correct / len(indices)
-
-
-class _StopFlag:
-    """Set by SIGTERM/SIGINT: the current step finishes, then the search saves and stops."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._saved: dict = {}
-
-    def __enter__(self) -> "_StopFlag":
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._saved[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        del frame
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
-
-
-def _fault_injection(cycle: int, epoch: int, step: int) -> None:
-    """Test hook: PRDARTS_FAULT_AT="c,e,s" kills the process (SIGKILL) at that position."""
-    at = os.environ.get("PRDARTS_FAULT_AT")
-    if at and tuple(int(v) for v in at.split(",")) == (cycle, epoch, step):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _BatchSizer:
@@ -219,7 +194,7 @@ class _BatchSizer:
 
 
 def _run_epoch(programs, state, data, iters, pos, hist, *, lr, search, sizer, max_steps, key,
-               log_every, stop):
+               log_every, stop, placement):
     """Steps of one epoch from `pos[2]`; with `search`, an α step precedes each weight step.
 
     The epoch ends when the weight half's iterator has served an epoch of samples (whatever the
@@ -250,11 +225,11 @@ def _run_epoch(programs, state, data, iters, pos, hist, *, lr, search, sizer, ma
 
     step, done = start, False
     while not done:
-        _fault_injection(cycle, epoch, step)
+        interrupts.kill_at(cycle, epoch, step)
         step_key = jax.random.fold_in(key, step)
         b = sizer.b
-        a_idx = a_iter.next_batch(b) if search else None
-        w_idx = w_iter.next_batch(b)
+        a_idx = placement.shard_batch(a_iter.next_batch(b)) if search else None
+        w_idx = placement.shard_batch(w_iter.next_batch(b))
         while True:
             try:
                 m = {"batch_size": b}
@@ -277,7 +252,7 @@ def _run_epoch(programs, state, data, iters, pos, hist, *, lr, search, sizer, ma
         done = w_iter.epoch_done or (max_steps and step >= max_steps)
         sizer.after_step(programs, lambda size: (
             state["params"], state["alphas"], state["batch_stats"], images, labels,
-            np.zeros(size, np.int32), jax.random.PRNGKey(0)))
+            placement.shard_batch(np.zeros(size, np.int32)), jax.random.PRNGKey(0)))
         if len(pending) >= 10 or done or stop.signal is not None:
             flush(step)
         if progress.bar is not None:
@@ -318,7 +293,8 @@ def _check_config(saved: dict, current: dict, allow: bool) -> None:
         log.warning("resuming with changed config keys: %s", ", ".join(differing))
 
 
-def _abstract_state(net: Supernet, config, info, h: bilevel.Hyper) -> dict:
+def _abstract_state(net: Supernet, config, info, h: bilevel.Hyper,
+                    placement: parallel.Placement) -> dict:
     x = jnp.zeros((2, *info.image_shape), jnp.float32)
 
     def init():
@@ -327,9 +303,7 @@ def _abstract_state(net: Supernet, config, info, h: bilevel.Hyper) -> dict:
         return {"params": v["params"], "batch_stats": v["batch_stats"], "alphas": alphas,
                 **bilevel.fresh_optimizer_states(h, v["params"], alphas)}
 
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
-                        jax.eval_shape(init))
+    return placement.abstract(jax.eval_shape(init))
 
 
 def _lineage_from_json(d: dict) -> dict:
@@ -344,13 +318,9 @@ def _stats_record(cycle: int, pools: CellPools, report, schedule) -> dict:
             **cycle_statistics(pools, report, settings=settings)}
 
 
-def _on_device(state: dict) -> dict:
-    """Commits the state to the first device, as a restored checkpoint is: fresh and restored
-    states then hit the same compiled programs (and the same persistent-cache entries)."""
-    return jax.device_put(state, jax.devices()[0])
-
-
 def _finish(workdir: str, genotype: Genotype, pools: CellPools) -> None:
+    if not parallel.is_main_process():
+        return
     with open(os.path.join(workdir, "final_pools.json"), "w") as f:
         json.dump(pools.to_json(), f, indent=1)
     with open(os.path.join(workdir, "genotype.txt"), "w") as f:
@@ -365,13 +335,15 @@ def run_search(config: ml_collections.ConfigDict, workdir: str) -> Genotype | No
     or None if the workdir already held a finished search.
     """
     validate(config)
+    placement = check_devices(config)
     compile_cache.enable(config.compilation_cache_dir)
-    with primitives.use_impls(config.depthwise_impl, config.pool_impl), _StopFlag() as stop:
-        return _search(config, workdir, stop)
+    with (primitives.use_impls(config.depthwise_impl, config.pool_impl),
+          interrupts.StopFlag() as stop):
+        return _search(config, workdir, stop, placement)
 
 
-def _search(config: ml_collections.ConfigDict, workdir: str, stop: _StopFlag
-            ) -> Genotype | None:
+def _search(config: ml_collections.ConfigDict, workdir: str, stop: interrupts.StopFlag,
+            placement: parallel.Placement) -> Genotype | None:
     space = search_space(config)
     info = dataset_info(config.dataset)
     h = hyper(config)
@@ -384,31 +356,33 @@ def _search(config: ml_collections.ConfigDict, workdir: str, stop: _StopFlag
     if has_checkpoints and os.path.exists(config_path):
         with open(config_path) as f:
             _check_config(json.load(f), _config_json(config), config.allow_config_changes)
-    elif not has_checkpoints:
+    elif not has_checkpoints and parallel.is_main_process():
         _prepare_workdir(workdir)
-    ckpt = SearchCheckpointer(workdir)
+    ckpt = Checkpointer(workdir)
     try:
         restored = ckpt.restore_latest(lambda meta: _abstract_state(
             build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),
-            config, info, h))
-        with open(config_path, "w") as f:
-            f.write(config.to_json_best_effort(indent=1))
-        return _cycles(config, workdir, stop, ckpt, restored, space, info, h)
+            config, info, h, placement))
+        if parallel.is_main_process():
+            with open(config_path, "w") as f:
+                f.write(config.to_json_best_effort(indent=1))
+        return _cycles(config, workdir, stop, ckpt, restored, space, info, h, placement)
     finally:
         ckpt.close()
 
 
-def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype | None:
+def _cycles(config, workdir, stop, ckpt, restored, space, info, h, placement
+            ) -> Genotype | None:
     schedule = config.schedule
     n_cycles = len(schedule.epochs)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     images_np, labels_np = load_split(config.dataset, "train", config.data_dir or None)
     w_idx, a_idx = split_halves(len(images_np), config.train_portion)
-    images, labels = jnp.asarray(images_np), jnp.asarray(labels_np, jnp.int32)
+    images, labels = placement.replicate((images_np, labels_np.astype(np.int32)))
     data_spec = bilevel.DataSpec(tuple(info.mean), tuple(info.std), info.pad)
     eval_idx = a_idx[:config.eval_max_samples] if config.eval_max_samples else a_idx
     key = jax.random.PRNGKey(config.seed)
-    metrics = MetricsWriter(metrics_path)
+    metrics = MetricsWriter(metrics_path, enabled=parallel.is_main_process())
     clock = time.time()
 
     if restored is None:
@@ -423,12 +397,12 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
         state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
                  "alphas": alphas, **bilevel.fresh_optimizer_states(h, variables["params"],
                                                                     alphas)}
-        state = _on_device(state)
+        state = placement.replicate(state)
         pos, hist, elapsed = (1, 0, 0), {}, 0.0
         batch_state = (batch_size.initial_state(
             config.batch.min, config.batch.step, config.batch.max, config.batch.interval,
             config.batch.target) if config.batch.variable else None)
-        open(metrics_path, "w").close()
+        metrics.truncate(0)
         metrics.write(_stats_record(1, pools, None, schedule))
     else:
         state, meta = restored
@@ -441,8 +415,7 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
         pos, hist, elapsed = tuple(meta["position"]), meta["hist"], meta["elapsed"]
         batch_state = (batch_size.BatchSizeState.from_json(meta["batch"]) if meta.get("batch")
                        else None)
-        with open(metrics_path, "r+") as f:
-            f.truncate(meta["metrics_offset"])
+        metrics.truncate(meta["metrics_offset"])
         log.info("resumed from cycle %d, epoch %d, step %d", *pos)
         if meta.get("finished"):
             genotype = Genotype.from_json(meta["genotype"])
@@ -458,7 +431,7 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
             "np_rng": np_rng.bit_generator.state, "w_iter": w_iter.state(),
             "a_iter": a_iter.state(), "hist": hist, "batch": sizer.state and
             sizer.state.to_json(), "metrics_offset":
-            os.path.getsize(metrics_path), "elapsed": elapsed + time.time() - clock, **extra})
+            metrics.size(), "elapsed": elapsed + time.time() - clock, **extra})
 
     cycle, epoch, step = pos
     while cycle <= n_cycles:
@@ -476,14 +449,14 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
             state, step, done = _run_epoch(
                 programs, state, (images, labels), (w_iter, a_iter), (cycle, epoch, step), hist,
                 lr=lr, search=epoch >= grace, sizer=sizer, max_steps=config.max_steps_per_epoch,
-                key=epoch_key, log_every=config.log_every, stop=stop)
+                key=epoch_key, log_every=config.log_every, stop=stop, placement=placement)
             if not done:
                 save((cycle, epoch, step), state, pools, lineage, hist)
                 raise SearchInterrupted(
                     f"stopped by signal {stop.signal} at cycle {cycle}, epoch {epoch}, step "
                     f"{step}; the state is saved: run the same command to resume")
             val_loss, val_acc = evaluate(programs, state, images, labels, eval_idx,
-                                         config.eval_batch_size)
+                                         config.eval_batch_size, placement)
             train = {k: float(np.mean(hist[k])) for k in _METRIC_KEYS if hist.get(k)}
             record = {"type": "epoch", "cycle": cycle, "epoch": epoch, "lr": lr, **train,
                       "val_loss": val_loss, "val_acc": val_acc,
@@ -529,7 +502,7 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h) -> Genotype |
         net = build_supernet(pools, config, info.num_classes)
         alphas = init_alphas(jax.random.fold_in(key, 2000 + cycle), net.normal, net.reduce,
                              config.alpha_init_scale)
-        state = _on_device({"params": variables["params"],
+        state = placement.replicate({"params": variables["params"],
                             "batch_stats": variables["batch_stats"], "alphas": alphas,
                             **bilevel.fresh_optimizer_states(h, variables["params"], alphas)})
         cycle, epoch, step = cycle + 1, 0, 0

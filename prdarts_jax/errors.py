@@ -11,3 +11,7 @@ class SearchInterrupted(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """No checkpoint in the workdir could be read."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM/SIGINT stopped a retraining after saving a checkpoint."""

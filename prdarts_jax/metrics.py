@@ -8,14 +8,29 @@ from typing import Any, Iterator
 
 
 class MetricsWriter:
-    def __init__(self, path: str):
+    """Appends records to `path`; a disabled writer (a process other than 0) writes nothing."""
+
+    def __init__(self, path: str, enabled: bool = True):
         self.path = path
+        self.enabled = enabled
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record, default=_to_builtin) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def size(self) -> int:
+        """Bytes written so far (a checkpoint records it to truncate to on resume)."""
+        return os.path.getsize(self.path) if os.path.exists(self.path) else 0
+
+    def truncate(self, size: int) -> None:
+        """Drops everything after `size` bytes (records written after the checkpoint)."""
+        if self.enabled:
+            with open(self.path, "a+") as f:
+                f.truncate(size)
 
 
 def _to_builtin(value: Any) -> Any:

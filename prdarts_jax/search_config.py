@@ -8,6 +8,7 @@ from __future__ import annotations
 import ml_collections
 
 from prdarts_jax.batch_size import validate_limits
+from prdarts_jax import parallel
 from prdarts_jax.bilevel import Hyper
 from prdarts_jax.data import known_datasets
 from prdarts_jax.pools import validate_schedule
@@ -66,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.reinit_morphed_every_cycle = False   # True reproduces the original release
     c.depthwise_impl = ""            # "": the backend's fastest-running formulation
     c.pool_impl = ""                 # (see primitives.IMPLS; native ones compile faster on CPU)
+    c.num_devices = 0                # devices of the data-parallel mesh; 0: all (every host)
     c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone
     c.fuse_grad_programs = False     # one gradient program for both steps (halves CPU compiles)
     c.log_every = 50
@@ -136,3 +138,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
         need(config[key] > 0, f"config.{key}={config[key]} must be > 0")
     need(0 <= config.lr_min <= config.lr_max,
          f"config.lr_min={config.lr_min} must be in 0..config.lr_max")
+
+
+def check_devices(config: ml_collections.ConfigDict,
+                  batch_keys: tuple[str, ...] | None = None) -> parallel.Placement:
+    """The data-parallel placement of `config.num_devices`; every (global) batch size a step
+    can take must divide by the device count. Evaluation batches are rounded up instead."""
+    try:
+        placement = parallel.data_placement(config.num_devices)
+    except ValueError as err:
+        raise ConfigError(f"config.num_devices: {err}") from None
+    if batch_keys is None:
+        batch_keys = (("batch.min", "batch.step", "batch.max") if config.batch.variable
+                      else ("batch_size",))
+    n = placement.size
+    for key in batch_keys:
+        value = config
+        for part in key.split("."):
+            value = value[part]
+        need(value % n == 0, f"config.{key}={value} must be a multiple of the {n} devices "
+             "(batch sizes are global); change it or set config.num_devices")
+    return placement

@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_every = 10                # test-set evaluation every N epochs ...
     c.final_epochs = 5               # ... and in each of the last N; their mean error is reported
     c.keep_checkpoints = 3
+    c.num_devices = 0                # devices of the data-parallel mesh; 0: all (every host)
     c.max_steps_per_epoch = 0        # 0: full epochs; >0 truncates (smoke runs)
     c.log_every = 100                # steps between log lines when not on a terminal; 0: none
     return c

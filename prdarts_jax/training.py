@@ -2,9 +2,11 @@
 
 The train state is a plain dict pytree: `params`, `batch_stats`, `opt_state`. `train_step`
 gathers its batch on the device by index from the whole uint8 split, augments it in jit, and
-takes one SGD step; the learning rate and drop-path probability are traced arguments. The run
-directory holds `config.json`, `metrics.jsonl`, `results.json` and orbax checkpoints (one per
-epoch); running again with the same workdir resumes after the last saved epoch.
+takes one SGD step; the learning rate and drop-path probability are traced arguments. Batches
+are split over the devices of `config.num_devices` (see parallel.py). The run directory holds
+`config.json`, `metrics.jsonl`, `results.json` and orbax checkpoints (one per epoch, and one
+where SIGTERM/SIGINT stopped the run); running again with the same workdir resumes exactly
+where the last checkpoint was, mid-epoch included.
 """
 
 from __future__ import annotations
@@ -23,20 +25,23 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
-from prdarts_jax import bilevel
+from prdarts_jax import bilevel, interrupts, parallel
+from prdarts_jax.checkpoints import Checkpointer
 from prdarts_jax.data import EpochIterator, augment, dataset_info, load_split, normalize
-from prdarts_jax.errors import NonFiniteLossError
+from prdarts_jax.errors import NonFiniteLossError, TrainingInterrupted
 from prdarts_jax.genotypes import Genotype, load_genotype, save_genotype
 from prdarts_jax.metrics import MetricsWriter, read_metrics
 from prdarts_jax.network import Network, count_params, param_count
+from prdarts_jax.search_config import check_devices
 from prdarts_jax.train_config import genotype_of, validate
 
 log = logging.getLogger("prdarts_jax")
 
 State = dict[str, Any]
 CHECKPOINT_DIR = "checkpoints"
+EPOCH_STRIDE = 1_000_000
+"""Checkpoint numbers: epoch * EPOCH_STRIDE + step (the end of epoch e is number (e+1)·stride)."""
 GENOTYPE_FILE = "genotype.json"
 
 
@@ -160,50 +165,31 @@ def _init_program(net: Network, image_shape: tuple[int, ...], s: StepSettings
         compiler_options={"xla_backend_optimization_level": 0})
 
 
-def init_state(net: Network, key: jax.Array, image_shape: tuple[int, ...], s: StepSettings
-               ) -> State:
-    """Fresh train state: initialised variables and an empty optimizer state, committed to the
-    first device like a restored state, so that both hit the same compiled step."""
+def init_state(net: Network, key: jax.Array, image_shape: tuple[int, ...], s: StepSettings,
+               placement: parallel.Placement | None = None) -> State:
+    """Fresh train state: initialised variables and an empty optimizer state, replicated over
+    the placement's devices like a restored state, so that both hit the same compiled step."""
     state = _init_program(net, tuple(image_shape), s)(key)
-    return jax.device_put(state, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    return (placement or parallel.data_placement(1)).replicate(state)
 
 
-def abstract_state(net: Network, image_shape: tuple[int, ...], s: StepSettings) -> State:
-    """Shapes, dtypes and a single-device sharding of the train state: a restore target."""
+def abstract_state(net: Network, image_shape: tuple[int, ...], s: StepSettings,
+                   placement: parallel.Placement) -> State:
+    """Shapes, dtypes and the replicated sharding of the train state: a restore target."""
     shapes = jax.eval_shape(_init_fn(net, image_shape, optimizer(s)), jax.random.PRNGKey(0))
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                        shapes)
+    return placement.abstract(shapes)
 
 
-def checkpoint_manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
-    """Checkpoints under `<workdir>/checkpoints/<epochs done>/{state,meta}`."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=False)
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR),
-                                 options=options, item_names=("state", "meta"))
-
-
-def save_checkpoint(manager: ocp.CheckpointManager, epochs_done: int, state: State,
-                    meta: dict) -> None:
-    manager.save(epochs_done, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                      meta=ocp.args.JsonSave(meta)))
-
-
-def restore_checkpoint(manager: ocp.CheckpointManager, target: State
-                       ) -> tuple[int, State, dict] | None:
-    """(epochs done, state, meta) of the latest checkpoint, or None if there is none."""
-    step = manager.latest_step()
-    if step is None:
-        return None
-    out = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
-    return step, out["state"], out["meta"]
+def checkpointer(workdir: str, keep: int) -> Checkpointer:
+    """The newest `keep` checkpoints under `<workdir>/checkpoints/<number>/{state,meta}`."""
+    return Checkpointer(workdir, keep=keep, keep_every=0)
 
 
 def evaluate(programs: Programs, state: State, images: jax.Array, labels: jax.Array,
-             batch_size: int) -> tuple[float, float]:
-    """Mean test loss and accuracy in inference mode (the last batch padded and masked)."""
+             batch_size: int, placement: parallel.Placement) -> tuple[float, float]:
+    """Mean test loss and accuracy in inference mode (the last batch padded and masked; the
+    batch rounded up to a multiple of the device count)."""
+    batch_size = parallel.round_up(batch_size, placement)
     n = int(labels.shape[0])
     total_loss = total_correct = 0.0
     for start in range(0, n, batch_size):
@@ -212,7 +198,8 @@ def evaluate(programs: Programs, state: State, images: jax.Array, labels: jax.Ar
         idx[:count] = np.arange(start, start + count)
         mask = (np.arange(batch_size) < count).astype(np.float32)
         loss, correct = programs.eval_batch(state["params"], state["batch_stats"], images,
-                                            labels, idx, mask)
+                                            labels, placement.shard_batch(idx),
+                                            placement.shard_batch(mask))
         total_loss += float(loss)
         total_correct += float(correct)
     return total_loss / n, total_correct / n
@@ -225,23 +212,49 @@ def _check_finite(loss_sum: jax.Array, epoch: int, step: int) -> None:
                                  "lower config.lr or check the data")
 
 
+@dataclasses.dataclass
+class EpochProgress:
+    """Where an epoch stands: its length, the next step, and the running sums of the loss and
+    accuracy (float32 on the device, saved exactly in a mid-epoch checkpoint)."""
+
+    steps: int
+    step: int = 0
+    loss_sum: Any = 0.0
+    acc_sum: Any = 0.0
+
+    def to_json(self) -> dict:
+        return {"steps": self.steps, "step": self.step, "loss_sum": float(self.loss_sum),
+                "acc_sum": float(self.acc_sum)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "EpochProgress":
+        return cls(d["steps"], d["step"], np.float32(d["loss_sum"]), np.float32(d["acc_sum"]))
+
+
 def _run_epoch(programs: Programs, state: State, data: tuple[jax.Array, jax.Array],
-               it: EpochIterator, key: jax.Array, *, epoch: int, lr: float, drop_prob: float,
-               batch_size: int, max_steps: int, log_every: int) -> tuple[State, dict]:
+               it: EpochIterator, key: jax.Array, progress: EpochProgress, *, epoch: int,
+               lr: float, drop_prob: float, batch_size: int, log_every: int,
+               stop: interrupts.StopFlag, placement: parallel.Placement
+               ) -> tuple[State, dict | None]:
+    """Steps from `progress.step` to the end of the epoch; returns the state and the epoch's
+    record, or None as the record if a signal stopped it (then `progress` says where)."""
     images, labels = data
-    steps = it.steps_remaining(batch_size)
-    if max_steps:
-        steps = min(steps, max_steps)
     lr_a, drop_a = jnp.float32(lr), jnp.float32(drop_prob)
-    loss_sum = acc_sum = jnp.zeros(())
-    for step in range(steps):
-        idx = it.next_batch(batch_size)
+    loss_sum, acc_sum = jnp.float32(progress.loss_sum), jnp.float32(progress.acc_sum)
+    steps = progress.steps
+    while progress.step < steps:
+        step = progress.step
+        interrupts.kill_at(epoch, step)
+        idx = placement.shard_batch(it.next_batch(batch_size))
         state, m = programs.train_step(state, images, labels, idx, jax.random.fold_in(key, step),
                                        lr_a, drop_a)
         loss_sum, acc_sum = loss_sum + m["loss"], acc_sum + m["acc"]
+        progress.step, progress.loss_sum, progress.acc_sum = step + 1, loss_sum, acc_sum
         if log_every and (step + 1) % log_every == 0:
             _check_finite(loss_sum, epoch, step)
             log.info("epoch %d step %d/%d loss %.4f", epoch, step + 1, steps, float(m["loss"]))
+        if stop.signal is not None and progress.step < steps:
+            return state, None
     _check_finite(loss_sum, epoch, steps - 1)
     return state, {"train_loss": float(loss_sum) / steps, "train_acc": float(acc_sum) / steps,
                    "steps": steps}
@@ -300,68 +313,105 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains `config.genotype` from scratch (or resumes), writes everything into `workdir`,
     and returns the results (also in results.json)."""
     validate(config)
+    placement = check_devices(config, ("batch_size",))
+    with interrupts.StopFlag() as stop:
+        return _train(config, workdir, placement, stop)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, placement: parallel.Placement,
+           stop: interrupts.StopFlag) -> dict:
     genotype = genotype_of(config)
     info = dataset_info(config.dataset)
     net = build_network(config, genotype)
     settings = step_settings(config)
+    main = parallel.is_main_process()
     os.makedirs(workdir, exist_ok=True)
-    _write_config(config, workdir)
-    save_genotype(genotype, os.path.join(workdir, GENOTYPE_FILE))
+    if main:
+        _write_config(config, workdir)
+        save_genotype(genotype, os.path.join(workdir, GENOTYPE_FILE))
 
     data_dir = config.data_dir or None
     train_np = load_split(config.dataset, "train", data_dir)
     test_np = load_split(config.dataset, "test", data_dir)
-    train = tuple(jnp.asarray(a) for a in train_np)
-    test = tuple(jnp.asarray(a) for a in test_np)
+    train = placement.replicate((train_np[0], train_np[1].astype(np.int32)))
+    test = placement.replicate((test_np[0], test_np[1].astype(np.int32)))
     programs = programs_for(net, data_spec(config), settings)
 
     key = jax.random.PRNGKey(config.seed)
     it = EpochIterator(np.arange(len(train_np[1])), seed=config.seed)
-    manager = checkpoint_manager(workdir, config.keep_checkpoints)
-    restored = restore_checkpoint(manager, abstract_state(net, info.image_shape, settings))
-    if restored is None:
-        start = 0
-        state = init_state(net, jax.random.fold_in(key, 0), info.image_shape, settings)
-    else:
-        start, state, meta = restored
-        it.restore(meta["iterator"])
-        key = jnp.asarray(meta["key"], jnp.uint32)
-        log.info("resuming from the checkpoint after epoch %d", start - 1)
-    n_params = count_params(state["params"])
-    log.info("%s on %s: %d params (without the auxiliary head)", config.genotype,
-             config.dataset, n_params)
+    ckpt = checkpointer(workdir, config.keep_checkpoints)
+    try:
+        restored = ckpt.restore_latest(
+            lambda meta: abstract_state(net, info.image_shape, settings, placement))
+        progress = None
+        if restored is None:
+            start = 0
+            state = init_state(net, jax.random.fold_in(key, 0), info.image_shape, settings,
+                               placement)
+        else:
+            state, meta = restored
+            start = meta["epoch"]
+            it.restore(meta["iterator"])
+            key = jnp.asarray(meta["key"], jnp.uint32)
+            if meta.get("progress"):
+                progress = EpochProgress.from_json(meta["progress"])
+            log.info("resumed at epoch %d, step %d", start, progress.step if progress else 0)
+        n_params = count_params(state["params"])
+        log.info("%s on %s: %d params (without the auxiliary head)", config.genotype,
+                 config.dataset, n_params)
 
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    _keep_metrics_before(metrics_path, start)
-    metrics = MetricsWriter(metrics_path)
-    for epoch in range(start, config.epochs):
-        t0 = time.time()
-        lr = bilevel.cosine_lr(epoch, config.epochs, config.lr, config.lr_min)
-        drop_prob = config.drop_path * epoch / config.epochs
-        state, record = _run_epoch(
-            programs, state, train, it, jax.random.fold_in(key, 1 + epoch), epoch=epoch, lr=lr,
-            drop_prob=drop_prob, batch_size=config.batch_size,
-            max_steps=config.max_steps_per_epoch, log_every=config.log_every)
-        record = {"epoch": epoch, "lr": lr, "drop_path": drop_prob, **record}
-        if _evaluated_epoch(epoch, config):
-            record["test_loss"], record["test_acc"] = evaluate(programs, state, *test,
-                                                               config.eval_batch_size)
-        record["seconds"] = time.time() - t0
-        metrics.write(record)
-        save_checkpoint(manager, epoch + 1, state,
-                        {"epoch": epoch, "iterator": it.state(),
-                         "key": np.asarray(jax.random.key_data(key)).tolist()})
-        log.info("epoch %d: lr %.4f drop %.3f train loss %.4f acc %.4f%s | %.1f s", epoch, lr,
-                 drop_prob, record["train_loss"], record["train_acc"],
-                 f" | test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
-                 if "test_acc" in record else "", record["seconds"])
-    manager.close()
+        metrics_path = os.path.join(workdir, "metrics.jsonl")
+        if main:
+            _keep_metrics_before(metrics_path, start)
+        metrics = MetricsWriter(metrics_path, enabled=main)
+
+        def save(epoch: int, progress: EpochProgress | None) -> None:
+            ckpt.save(epoch * EPOCH_STRIDE + (progress.step if progress else 0), state, {
+                "epoch": epoch, "iterator": it.state(),
+                "key": np.asarray(jax.random.key_data(key)).tolist(),
+                "progress": progress and progress.to_json()})
+
+        for epoch in range(start, config.epochs):
+            t0 = time.time()
+            lr = bilevel.cosine_lr(epoch, config.epochs, config.lr, config.lr_min)
+            drop_prob = config.drop_path * epoch / config.epochs
+            if progress is None:
+                steps = it.steps_remaining(config.batch_size)
+                progress = EpochProgress(min(steps, config.max_steps_per_epoch or steps))
+            state, record = _run_epoch(
+                programs, state, train, it, jax.random.fold_in(key, 1 + epoch), progress,
+                epoch=epoch, lr=lr, drop_prob=drop_prob, batch_size=config.batch_size,
+                log_every=config.log_every, stop=stop, placement=placement)
+            if record is None:
+                save(epoch, progress)
+                raise TrainingInterrupted(
+                    f"stopped by signal {stop.signal} in epoch {epoch} at step {progress.step}; "
+                    "the state is saved: run the same command to resume")
+            progress = None
+            record = {"epoch": epoch, "lr": lr, "drop_path": drop_prob, **record}
+            if _evaluated_epoch(epoch, config):
+                record["test_loss"], record["test_acc"] = evaluate(
+                    programs, state, *test, config.eval_batch_size, placement)
+            record["seconds"] = time.time() - t0
+            metrics.write(record)
+            save(epoch + 1, None)
+            log.info("epoch %d: lr %.4f drop %.3f train loss %.4f acc %.4f%s | %.1f s", epoch,
+                     lr, drop_prob, record["train_loss"], record["train_acc"],
+                     f" | test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
+                     if "test_acc" in record else "", record["seconds"])
+            if stop.signal is not None and epoch + 1 < config.epochs:
+                raise TrainingInterrupted(
+                    f"stopped by signal {stop.signal} after epoch {epoch}; the state is saved: "
+                    "run the same command to resume")
+    finally:
+        ckpt.close()
     if start >= config.epochs:
         log.info("workdir %s already holds %d trained epochs; nothing to train", workdir, start)
 
     results = summarize(metrics_path, config, n_params, genotype)
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    if main:
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
     log.info("final test error %s, mean over the last %d epochs %s", results["final_test_error"],
              config.final_epochs, results["mean_test_error_last_epochs"])
     return results
@@ -391,15 +441,21 @@ def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict:
     info = dataset_info(config.dataset)
     net = build_network(config, genotype)
     settings = step_settings(config)
-    manager = checkpoint_manager(workdir, config.keep_checkpoints)
-    restored = restore_checkpoint(manager, abstract_state(net, info.image_shape, settings))
-    manager.close()
+    placement = check_devices(config, ())
+    ckpt = checkpointer(workdir, config.keep_checkpoints)
+    try:
+        restored = ckpt.restore_latest(
+            lambda meta: abstract_state(net, info.image_shape, settings, placement))
+    finally:
+        ckpt.close()
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
-    epochs_done, state, _ = restored
+    state, meta = restored
     images, labels = load_split(config.dataset, "test", data_dir or config.data_dir or None)
     programs = programs_for(net, data_spec(config), settings)
-    loss, acc = evaluate(programs, state, jnp.asarray(images), jnp.asarray(labels),
-                         config.eval_batch_size)
-    return {"epoch": epochs_done - 1, "test_loss": loss, "test_acc": acc, "test_error": 1 - acc,
+    loss, acc = evaluate(programs, state, *placement.replicate((images, labels.astype(np.int32))),
+                         config.eval_batch_size, placement)
+    step = meta["progress"]["step"] if meta.get("progress") else 0
+    return {"epoch": meta["epoch"] - 1, "steps_after": step,
+            "test_loss": loss, "test_acc": acc, "test_error": 1 - acc,
             "params": count_params(state["params"])}

@@ -16,7 +16,7 @@ from prdarts_jax.cycles import _abstract_state, build_supernet, run_search
 from prdarts_jax.data import dataset_info
 from prdarts_jax.errors import CheckpointError
 from prdarts_jax.pools import CellPools
-from prdarts_jax.search_checkpoint import SearchCheckpointer
+from prdarts_jax.checkpoints import Checkpointer
 from prdarts_jax.search_config import ConfigError, hyper
 from tests.tiny_search import ROOT, tiny_config
 
@@ -35,7 +35,7 @@ def _metrics(workdir):
 
 def _final_state(workdir, config):
     info = dataset_info(config.dataset)
-    ckpt = SearchCheckpointer(str(workdir))
+    ckpt = Checkpointer(str(workdir))
     try:
         return ckpt.restore_latest(lambda meta: _abstract_state(
             build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),

@@ -8,9 +8,11 @@ import functools
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,10 +20,10 @@ import optax
 import pytest
 from absl import flags
 
+from prdarts_jax import parallel, training
 from prdarts_jax import train as train_cli
-from prdarts_jax import training
 from prdarts_jax.data import load_split
-from prdarts_jax.errors import NonFiniteLossError
+from prdarts_jax.errors import NonFiniteLossError, TrainingInterrupted
 from prdarts_jax.genotypes import PUBLISHED, save_genotype
 from prdarts_jax.metrics import read_metrics
 from prdarts_jax.train_config import ConfigError, base_config, genotype_of, validate
@@ -91,7 +93,7 @@ def test_results_report_the_mean_error_of_the_last_5_epochs(trained):
     assert json.loads((workdir / "results.json").read_text()) == results
     assert results["params"] == 22146 and results["genotype"] == "DL2"
     assert json.loads((workdir / "config.json").read_text())["dataset"] == "digits"
-    assert sorted(os.listdir(workdir / "checkpoints")) == ["13", "14", "15"]  # keep 3
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["13000000", "14000000", "15000000"]
 
 
 def test_evaluate_reproduces_the_final_test_accuracy(trained):
@@ -164,10 +166,10 @@ def test_rerun_resumes_at_the_next_epoch(tmp_path, data_dir, caplog):
     training.train_and_evaluate(digits_config(data_dir, epochs=1, **short), workdir)
     with caplog.at_level(logging.INFO, logger="prdarts_jax"):
         training.train_and_evaluate(digits_config(data_dir, epochs=2, **short), workdir)
-    assert "resuming from the checkpoint after epoch 0" in caplog.text
+    assert "resumed at epoch 1, step 0" in caplog.text
     assert "epoch 0:" not in caplog.text and "epoch 1:" in caplog.text
     assert [r["epoch"] for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))] == [0, 1]
-    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2"]
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1000000", "2000000"]
 
 
 def test_one_compiled_step_serves_all_epochs_and_resumes(trained, data_dir, tmp_path):
@@ -233,3 +235,80 @@ def test_shipped_configs_validate():
     assert (c10.channels, c10.layers, c10.epochs, c10.batch_size) == (36, 20, 600, 96)
     assert (c10.lr, c10.momentum, c10.weight_decay, c10.grad_clip) == (0.025, 0.9, 3e-4, 5.0)
     assert (c10.cutout, c10.aux_weight, c10.drop_path) == (16, 0.4, 0.3)
+
+
+# --- exact resume of a retraining: SIGTERM, SIGKILL mid-epoch, SIGKILL during a save ----------
+
+SHORT = dict(epochs=3, max_steps_per_epoch=4, eval_every=1, final_epochs=1)
+
+
+def _final_state(workdir, config):
+    net = training.build_network(config, genotype_of(config))
+    ckpt = training.checkpointer(str(workdir), config.keep_checkpoints)
+    try:
+        return ckpt.restore_latest(lambda meta: training.abstract_state(
+            net, (8, 8, 1), training.step_settings(config), parallel.data_placement(1)))
+    finally:
+        ckpt.close()
+
+
+def _records(workdir):
+    return [{k: v for k, v in r.items() if k != "seconds"}
+            for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))]
+
+
+@pytest.fixture(scope="module")
+def short_straight(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("short")
+    config = digits_config(data_dir, **SHORT)
+    return workdir, training.train_and_evaluate(config, str(workdir))
+
+
+def _assert_resumes_to(workdir, short_straight, data_dir):
+    straight_dir, straight_results = short_straight
+    config = digits_config(data_dir, **SHORT)
+    assert training.train_and_evaluate(config, str(workdir)) == straight_results
+    assert _records(workdir) == _records(straight_dir)
+    (a, meta_a), (b, meta_b) = _final_state(workdir, config), _final_state(straight_dir, config)
+    assert meta_a == meta_b
+    chex.assert_trees_all_equal(jax.device_get(a), jax.device_get(b))
+
+
+def test_sigterm_mid_epoch_saves_there_and_resume_is_exact(tmp_path, data_dir, short_straight,
+                                                          monkeypatch, caplog):
+    monkeypatch.setenv("PRDARTS_FAULT_AT", "1,2")
+    monkeypatch.setenv("PRDARTS_FAULT_SIGNAL", "TERM")
+    with pytest.raises(TrainingInterrupted, match="in epoch 1 at step 3; the state is saved"):
+        training.train_and_evaluate(digits_config(data_dir, **SHORT), str(tmp_path))
+    assert "1000003" in os.listdir(tmp_path / "checkpoints")
+    monkeypatch.delenv("PRDARTS_FAULT_AT")
+    with caplog.at_level(logging.INFO, logger="prdarts_jax"):
+        _assert_resumes_to(tmp_path, short_straight, data_dir)
+    assert "resumed at epoch 1, step 3" in caplog.text
+
+
+def _run_killed(workdir, data_dir, env):
+    """The short run in a subprocess that kills itself (SIGKILL) where `env` says."""
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from prdarts_jax import compile_cache; compile_cache.enable(%r)\n"
+            "from tests.test_training import digits_config, SHORT\n"
+            "from prdarts_jax.training import train_and_evaluate\n"
+            "train_and_evaluate(digits_config(%r, **SHORT), %r)\n") % (
+        ROOT, jax.config.jax_compilation_cache_dir or "", str(data_dir), str(workdir))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, data_dir, short_straight):
+    _run_killed(tmp_path, data_dir, {"PRDARTS_FAULT_AT": "2,1"})
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1000000", "2000000"]
+    _assert_resumes_to(tmp_path, short_straight, data_dir)
+
+
+def test_sigkill_during_a_save_then_resume_is_exact(tmp_path, data_dir, short_straight):
+    _run_killed(tmp_path, data_dir, {"PRDARTS_FAULT_IN_SAVE": "2000000"})
+    left = os.listdir(tmp_path / "checkpoints")
+    assert "1000000" in left and "2000000" not in left
+    assert any(name.startswith("2000000") and "tmp" in name for name in left), left
+    _assert_resumes_to(tmp_path, short_straight, data_dir)

@@ -1,10 +1,11 @@
-"""Orbax checkpoints of the whole search state, and finding the latest readable one.
+"""Orbax checkpoints of a whole run's state, and finding the latest readable one.
 
-A checkpoint has two items: `state` (params, batch stats, α, both optimizer states; a pytree)
-and `meta` (JSON: position, pools and histories, lineage, every RNG and iterator state, the
-metrics.jsonl offset, elapsed time). Checkpoints are numbered by the search position
-`(cycle, epoch, step)` they resume at; positions at a cycle start (after pruning and morphing)
-are multiples of `CYCLE_STRIDE` and are all kept, other ones only the newest few.
+A checkpoint has two items: `state` (a pytree of arrays) and `meta` (JSON). In a search the state
+is params, batch stats, α and both optimizer states, and meta holds the position, pools and
+histories, lineage, every RNG and iterator state, the metrics.jsonl offset and elapsed time;
+retraining stores its own (see training.py). Checkpoints are numbered by the position they resume
+at; numbers that are multiples of `keep_every` (if set; in a search: the start of a cycle,
+after pruning and morphing) are all kept, other ones only the newest few.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from prdarts_jax import interrupts
 from prdarts_jax.errors import CheckpointError
 
 log = logging.getLogger("prdarts_jax")
@@ -33,16 +35,17 @@ def position_id(cycle: int, epoch: int, step: int) -> int:
     return (cycle * 1000 + epoch) * STEP_STRIDE + step
 
 
-class SearchCheckpointer:
-    """Saves and restores search checkpoints under `<workdir>/checkpoints`.
+class Checkpointer:
+    """Saves and restores checkpoints under `<workdir>/checkpoints`.
 
     Saves are synchronous: the step programs donate the state's buffers right after a save, so
     an asynchronous copy would risk reading freed memory.
     """
 
-    def __init__(self, workdir: str, keep: int = 3):
-        policy = policies.AnyPreservationPolicy(
-            [policies.LatestN(keep), policies.EveryNSteps(CYCLE_STRIDE)])
+    def __init__(self, workdir: str, keep: int = 3, keep_every: int = CYCLE_STRIDE):
+        kept = [policies.LatestN(keep)] + ([policies.EveryNSteps(keep_every)]
+                                           if keep_every else [])
+        policy = policies.AnyPreservationPolicy(kept)
         options = ocp.CheckpointManagerOptions(
             create=True, enable_async_checkpointing=False, preservation_policy=policy,
             cleanup_tmp_directories=True)
@@ -51,6 +54,7 @@ class SearchCheckpointer:
                                              item_names=("state", "meta"))
 
     def save(self, position: int, state: Any, meta: dict) -> None:
+        interrupts.arm_kill_in_save(position)
         self.manager.save(position, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(
                 {**meta, "format_version": FORMAT_VERSION})), force=True)
@@ -86,12 +90,12 @@ class SearchCheckpointer:
         if steps:
             raise CheckpointError(
                 f"none of the {len(steps)} checkpoints in {self.directory} is readable; move "
-                "that folder away to start the search afresh (nothing was changed)")
+                "that folder away to start the run afresh (nothing was changed)")
         return None
 
     def _set_aside(self, steps: list[int]) -> None:
         """Moves unreadable checkpoints newer than the restored one to `checkpoints_unreadable/`
-        (kept for inspection), so that the resumed search can save those positions again."""
+        (kept for inspection), so that the resumed run can save those positions again."""
         if not steps:
             return
         aside = self.directory + "_unreadable"
