@@ -15,8 +15,9 @@ import pytest
 from prdarts_jax.cycles import _abstract_state, build_supernet, run_search
 from prdarts_jax.data import dataset_info
 from prdarts_jax.errors import CheckpointError
+from prdarts_jax.parallel import data_placement
 from prdarts_jax.pools import CellPools
-from prdarts_jax.checkpoints import Checkpointer
+from prdarts_jax.checkpoints import Checkpointer, position_id
 from prdarts_jax.search_config import ConfigError, hyper
 from tests.tiny_search import ROOT, tiny_config
 
@@ -39,7 +40,7 @@ def _final_state(workdir, config):
     try:
         return ckpt.restore_latest(lambda meta: _abstract_state(
             build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),
-            config, info, hyper(config)))
+            config, info, hyper(config), data_placement(1)))
     finally:
         ckpt.close()
 
@@ -80,6 +81,17 @@ def test_sigkill_then_resume_is_exact(where, tmp_path, digits_dir, straight_sear
     code, _ = _run_cli(tmp_path, digits_dir, env={"PRDARTS_FAULT_AT": where})
     assert code == -signal.SIGKILL
     assert not (tmp_path / "genotype.json").exists()
+    _assert_same_as_straight(tmp_path, straight_search, tiny_config(digits_dir))
+
+
+def test_sigkill_during_a_save_then_resume_is_exact(tmp_path, digits_dir, straight_search):
+    """Killed after the files of the cycle-2 checkpoint are written, before orbax commits them."""
+    boundary = position_id(2, 0, 0)
+    code, _ = _run_cli(tmp_path, digits_dir, env={"PRDARTS_FAULT_IN_SAVE": str(boundary)})
+    assert code == -signal.SIGKILL
+    left = os.listdir(tmp_path / "checkpoints")
+    assert str(boundary) not in left
+    assert any(name.startswith(f"{boundary}.") and "tmp" in name for name in left), left
     _assert_same_as_straight(tmp_path, straight_search, tiny_config(digits_dir))
 
 
