@@ -465,6 +465,7 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h, placement
                       "seconds": time.time() - t0,
                       "compile_seconds": compile_timer.total_seconds() - c0,
                       "memory_usage": sizer.last_usage, **memory.memory_in_use(),
+                      "num_devices": placement.size,
                       "grace": epoch < grace}
             metrics.write(record)
             log.info("cycle %d epoch %d: lr %.4f train loss %.4f acc %.3f | val loss %.4f "

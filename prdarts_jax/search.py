@@ -19,8 +19,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    run_main(_search)
+
+
+def _search() -> None:
+    from prdarts_jax.distributed import maybe_initialize
+    maybe_initialize()
     from prdarts_jax.cycles import run_search
-    run_main(lambda: run_search(_CONFIG.value, _WORKDIR.value))
+    run_search(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -388,7 +388,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, placement: parallel.
                     f"stopped by signal {stop.signal} in epoch {epoch} at step {progress.step}; "
                     "the state is saved: run the same command to resume")
             progress = None
-            record = {"epoch": epoch, "lr": lr, "drop_path": drop_prob, **record}
+            record = {"epoch": epoch, "lr": lr, "drop_path": drop_prob, **record,
+                      "num_devices": placement.size}
             if _evaluated_epoch(epoch, config):
                 record["test_loss"], record["test_acc"] = evaluate(
                     programs, state, *test, config.eval_batch_size, placement)

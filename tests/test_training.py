@@ -80,7 +80,7 @@ def test_digits_retraining_learns(trained):
     evaluated = [r["epoch"] for r in records if "test_acc" in r]
     assert evaluated == [4, 9, 10, 11, 12, 13, 14]  # eval_every 5, and the last 5 epochs
     assert set(records[-1]) == {"epoch", "lr", "drop_path", "train_loss", "train_acc", "steps",
-                                "test_loss", "test_acc", "seconds"}
+                                "test_loss", "test_acc", "seconds", "num_devices"}
 
 
 def test_results_report_the_mean_error_of_the_last_5_epochs(trained):
