@@ -1,7 +1,7 @@
 """End to end: the quick search (shrunk further) on digits, the CLI, and config validation."""
 
 import json
-import os
+import logging
 import subprocess
 import sys
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from prdarts_jax.cycles import run_search
-from prdarts_jax.errors import NonFiniteLossError
+from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import load_genotype
 from prdarts_jax.metrics import read_metrics
 from prdarts_jax.search_config import ConfigError, base_config, validate
@@ -131,17 +131,40 @@ def test_cli_prints_one_line_errors(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_variable_batch_size_grows_and_the_search_finishes(tmp_path, data_dir):
+def _variable_batch_config(data_dir):
     config = tiny_config(data_dir, max_steps_per_epoch=6)
     config.schedule.epochs, config.schedule.grace = (1, 1), (0, 0)
     config.schedule.morphs, config.schedule.keep = (0, 0), (2, 1)
     config.batch.variable = True
     config.batch.min, config.batch.step, config.batch.max, config.batch.interval = 16, 8, 32, 2
-    assert run_search(config, str(tmp_path)) is not None
-    epochs = [r for r in read_metrics(str(tmp_path / "metrics.jsonl")) if r["type"] == "epoch"]
+    return config
+
+
+def _epoch_records(workdir):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "compile_seconds",
+                                                     "memory_bytes")}
+            for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"]
+
+
+def test_variable_batch_size_grows_the_search_finishes_and_resume_keeps_b(
+        tmp_path, data_dir, monkeypatch, caplog):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert run_search(_variable_batch_config(data_dir), str(straight)) is not None
+    epochs = _epoch_records(straight)
     # each cycle restarts at b_min, grows on the first reading (memory is plentiful here)
     assert [r["batch_size"] for r in epochs] == [32, 32]
     assert all(16 < r["batch_size_mean"] < 32 for r in epochs)
+
+    monkeypatch.setenv("PRDARTS_FAULT_AT", "2,0,4")  # b has grown to 32 in cycle 2 by then
+    monkeypatch.setenv("PRDARTS_FAULT_SIGNAL", "TERM")
+    with pytest.raises(SearchInterrupted):
+        run_search(_variable_batch_config(data_dir), str(stopped))
+    monkeypatch.delenv("PRDARTS_FAULT_AT")
+    with caplog.at_level(logging.INFO, logger="prdarts_jax"):
+        assert run_search(_variable_batch_config(data_dir), str(stopped)) is not None
+    assert "resumed from cycle 2, epoch 0, step 5" in caplog.text
+    assert "batch size 16 -> 32" not in caplog.text  # b was restored, not grown again
+    assert _epoch_records(stopped) == epochs
 
 
 def test_paper_dl_config_starts_on_cifar_shaped_data(tmp_path, monkeypatch):
