@@ -152,6 +152,19 @@ def after_step(state: BatchSizeState, usage: float | None) -> BatchSizeState:
                                steps_since_probe=0)
 
 
+def predicted_sizes(state: BatchSizeState, usage: float) -> list[int]:
+    """The sizes the controller will move to from `state` (just after a reading of `usage` at
+    state.b), if memory keeps growing linearly in b: each later reading is then
+    usage·b'/b. For compiling those sizes ahead of time; empty when b will stay."""
+    sizes, b = [], state.b
+    while True:
+        nxt = max(b, proposed_size(dataclasses.replace(state, b=b), usage * b / state.b))
+        if nxt == b:
+            return sizes
+        sizes.append(nxt)
+        b = nxt
+
+
 def on_oom(state: BatchSizeState) -> BatchSizeState:
     """A step at state.b ran out of memory: step back and never reach that size again this cycle.
 

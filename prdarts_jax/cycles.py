@@ -28,6 +28,7 @@ from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
 from prdarts_jax.metrics import MetricsWriter
 from prdarts_jax.pools import CellPools, initial_pools, step_pools
+from prdarts_jax.batch_programs import BatchPrograms
 from prdarts_jax.checkpoints import Checkpointer, position_id
 from prdarts_jax.statistics import cycle_statistics
 from prdarts_jax.search_config import ConfigError, check_devices, hyper, search_space, validate
@@ -35,6 +36,9 @@ from prdarts_jax.supernet import CELL_TYPES, Supernet, init_alphas
 from prdarts_jax.transition import transfer_variables, update_lineage
 
 log = logging.getLogger("prdarts_jax")
+
+GRAD_BATCH_ARG = 5
+"""Position of the batch's index vector among the gradient programs' arguments."""
 
 
 def build_supernet(pools: CellPools, config: ml_collections.ConfigDict,
@@ -45,19 +49,26 @@ def build_supernet(pools: CellPools, config: ml_collections.ConfigDict,
 
 
 def programs_for(net: Supernet, data: bilevel.DataSpec, h: bilevel.Hyper,
-                 fuse: bool) -> bilevel.StepPrograms:
-    """Step programs per structure, kept for the process (jit caches per batch shape).
+                 fuse: bool, compile_threads: int = 0) -> bilevel.StepPrograms:
+    """Step programs per structure, kept for the process; the gradient programs keep their
+    executables per batch size and can compile sizes ahead in `compile_threads` threads.
 
     The learning rate is a step argument, so it is not part of the key; the formulations of
     the primitives in force are."""
     impls = (primitives.default_impl("depthwise_conv"), primitives.default_impl("max_pool3"))
-    return _programs(net, data, dataclasses.replace(h, lr_max=0.0, lr_min=0.0), fuse, impls)
+    return _programs(net, data, dataclasses.replace(h, lr_max=0.0, lr_min=0.0), fuse, impls,
+                     compile_threads)
 
 
 @functools.lru_cache(maxsize=8)
-def _programs(net, data, h, fuse, impls):
+def _programs(net, data, h, fuse, impls, compile_threads):
     del impls
-    return bilevel.make_programs(net, data, h, fuse)
+    p = bilevel.make_programs(net, data, h, fuse)
+    grads = {name: BatchPrograms(getattr(p, name), GRAD_BATCH_ARG, compile_threads)
+             for name in ("weight_grads", "alpha_grads")}
+    if p.weight_grads is p.alpha_grads:
+        grads["alpha_grads"] = grads["weight_grads"]
+    return dataclasses.replace(p, **grads)
 
 
 def init_variables(net: Supernet, key: jax.Array, image_shape: tuple[int, ...],
@@ -104,7 +115,7 @@ class _Progress:
 
 
 SAFE_CHANGES = ("log_every", "compilation_cache_dir", "data_dir", "allow_config_changes",
-                "num_devices")
+                "num_devices", "batch.compile_ahead")
 """Config keys that may differ on resume (with --config.allow_config_changes=True)."""
 
 _METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
@@ -167,6 +178,10 @@ class _BatchSizer:
         old = self.state.b
         if usage is not None:
             self.last_usage = usage
+            ahead = batch_size.predicted_sizes(self.state, usage)
+            for program in {id(p): p for p in (programs.alpha_grads,
+                                               programs.weight_grads)}.values():
+                program.prefetch(args_for(old), ahead)
         self.state = batch_size.after_step(self.state, usage)
         if self.state.b != old:
             log.info("batch size %d -> %d (memory usage %.3f)", old, self.state.b, usage)
@@ -175,13 +190,13 @@ class _BatchSizer:
         if isinstance(self.probe, memory.CompiledMemoryProbe):
             b = self.state.b
             if b not in self._usage:
-                t0 = time.time()
-                compiled = [programs.weight_grads.lower(*args_for(b)).compile()]
-                self._usage[b] = self.probe.usage(compiled)
-                log.info("memory analysis at batch %d: usage %.4f (%.1f s)", b, self._usage[b],
-                         time.time() - t0)
+                self._usage[b] = self.probe.usage([programs.weight_grads.executable(
+                    args_for(b))])
+                log.info("memory analysis at batch %d: usage %.4f", b, self._usage[b])
             return self._usage[b]
-        usage = self.probe.usage()
+        # between new peaks the device probe adds the step's own temporaries to what is in use;
+        # the executable is the one the step just ran (no compile)
+        usage = self.probe.usage([programs.weight_grads.executable(args_for(self.state.b))])
         self.probe.reset()
         return usage
 
@@ -438,7 +453,8 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h, placement
         if epoch == 0 and step == 0:
             sizer.start_cycle()
         epochs, grace = schedule.epochs[cycle - 1], schedule.grace[cycle - 1]
-        programs = programs_for(net, data_spec, h, config.fuse_grad_programs)
+        programs = programs_for(net, data_spec, h, config.fuse_grad_programs,
+                                config.batch.compile_ahead if config.batch.variable else 0)
         if epoch == 0 and step == 0:
             log.info("cycle %d/%d: ops per edge %s", cycle, n_cycles,
                      sorted(set(pools.op_counts()["normal"] + pools.op_counts()["reduce"])))

@@ -48,6 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch.interval = 5             # steps between memory readings
     c.batch.target = 0.95            # fraction of the memory budget to fill
     c.batch.memory_budget_mb = 0     # 0: the device's limit (GPU/TPU), half the RAM on a CPU
+    c.batch.compile_ahead = 1        # threads compiling the sizes b is predicted to reach; 0: off
     c.eval_batch_size = 256
     c.eval_max_samples = 0           # 0: evaluate on the whole α half each epoch
     c.max_steps_per_epoch = 0        # 0: full epochs; >0 truncates (smoke runs)
@@ -124,6 +125,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         except ValueError as err:
             raise ConfigError(str(err)) from None
     need(config.batch.memory_budget_mb >= 0, "config.batch.memory_budget_mb must be >= 0")
+    need(config.batch.compile_ahead >= 0,
+         f"config.batch.compile_ahead={config.batch.compile_ahead} must be >= 0 (0: off)")
     for key in ("batch_size", "eval_batch_size"):
         need(config[key] >= 1, f"config.{key}={config[key]} must be >= 1")
     need(config.max_steps_per_epoch >= 0 and config.eval_max_samples >= 0,

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from prdarts_jax import batch_size as bs
 from prdarts_jax.batch_size import (BatchSizeError, BatchSizeState, after_step, initial_state,
                                     is_oom, on_oom, proposed_size, should_probe, start_cycle)
 
@@ -175,3 +176,12 @@ def test_is_oom_recognises_only_xla_memory_errors():
             raise KeyError("wrapped") from inner
     except KeyError as outer:
         assert is_oom(outer)
+
+
+def test_predicted_sizes_follow_the_rule_with_linear_memory():
+    state = bs.initial_state(24, 8, 128)
+    # 0.2 at 24 -> 48 (cap 2b) -> 96 (cap 2b) -> 112 (0.95·24/0.2 = 114, on the grid) -> stays
+    assert bs.predicted_sizes(state, 0.2) == [48, 96, 112]
+    assert bs.predicted_sizes(state, 0.96) == []
+    capped = dataclasses.replace(state, ceiling=60)
+    assert bs.predicted_sizes(capped, 0.2) == [48, 56]
