@@ -26,7 +26,7 @@ from prdarts_jax import (batch_size, bilevel, compile_cache, compile_timer, inte
 from prdarts_jax.data import dataset_info, load_split, split_halves, EpochIterator
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.genotypes import Genotype, derive_genotype, save_genotype
-from prdarts_jax.metrics import MetricsWriter
+from prdarts_jax.metrics import MetricsWriter, read_metrics
 from prdarts_jax.pools import CellPools, initial_pools, step_pools
 from prdarts_jax.batch_programs import BatchPrograms
 from prdarts_jax.checkpoints import Checkpointer, position_id
@@ -333,6 +333,15 @@ def _stats_record(cycle: int, pools: CellPools, report, schedule) -> dict:
             **cycle_statistics(pools, report, settings=settings)}
 
 
+def _cycle_compile_seconds(metrics_path: str, cycle: int) -> float:
+    """Compile seconds summed over the epochs of `cycle` (in metrics.jsonl, so a resumed cycle
+    counts the epochs before the interruption too)."""
+    if not os.path.exists(metrics_path):
+        return 0.0
+    return float(sum(r.get("compile_seconds", 0.0) for r in read_metrics(metrics_path)
+                     if r.get("type") == "epoch" and r["cycle"] == cycle))
+
+
 def _finish(workdir: str, genotype: Genotype, pools: CellPools) -> None:
     if not parallel.is_main_process():
         return
@@ -503,7 +512,8 @@ def _cycles(config, workdir, stop, ckpt, restored, space, info, h, placement
             final=final, space=space, rng=np_rng, max_tries=config.max_tries,
             revisit_after=config.revisit_after)
         metrics.write({"type": "cycle", "cycle": cycle, "report": report.to_json(),
-                       "pools": new_pools.to_json()})
+                       "pools": new_pools.to_json(),
+                       "compile_seconds": _cycle_compile_seconds(metrics_path, cycle)})
         if final:
             save((cycle + 1, 0, 0), state, new_pools, lineage, {}, finished=True,
                  genotype=genotype.to_json())
