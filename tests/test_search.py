@@ -44,6 +44,11 @@ def test_quick_search_runs_all_cycles_and_writes_a_genotype(finished):
     counts = [{len(e["ops"]) for t in ("normal", "reduce") for e in c["pools"][t]}
               for c in cycles]
     assert counts == [{4}, {4}, {2}, {1}]
+    for c in cycles:  # compile seconds per cycle: the sum over its epochs
+        assert c["compile_seconds"] == pytest.approx(sum(
+            r["compile_seconds"] for r in records
+            if r["type"] == "epoch" and r["cycle"] == c["cycle"]))
+    assert cycles[0]["compile_seconds"] > 0
     assert any(b for c in cycles[:2] for t in ("normal", "reduce")
                for e in c["report"][t] for b in e["added"])
     # the genotype's ops are the ops that survived on its edges
@@ -190,3 +195,15 @@ def test_paper_dl_config_starts_on_cifar_shaped_data(tmp_path, monkeypatch):
     epochs = [r for r in read_metrics(str(tmp_path / "w" / "metrics.jsonl")) if r["type"] == "epoch"]
     assert [(r["batch_size"], r["steps"]) for r in epochs] == [(24, 2)]
     assert json.loads((tmp_path / "w" / "config.json").read_text())["space"] == "DL"
+
+
+def test_a_search_on_a_cpu_compiles_depthwise_convs_densely_unless_told(monkeypatch):
+    from prdarts_jax.cycles import search_depthwise_impl
+    config = base_config()
+    monkeypatch.delenv("PRDARTS_DEPTHWISE_IMPL", raising=False)
+    assert search_depthwise_impl(config) == "dense"
+    config.depthwise_impl = "shift_vjp"
+    assert search_depthwise_impl(config) == "shift_vjp"
+    config.depthwise_impl = ""
+    monkeypatch.setenv("PRDARTS_DEPTHWISE_IMPL", "grouped")
+    assert search_depthwise_impl(config) == ""  # the environment's choice stays in force
