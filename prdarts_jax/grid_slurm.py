@@ -118,7 +118,9 @@ def _launch(options: SlurmOptions) -> list[str]:
         return ['exec "$PYTHON" "${args[@]}"']
     return [
         "# one process per node; the entry point initialises jax.distributed from these",
-        'coordinator=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        # sed reads all of scontrol's output: `head` would end the pipe early and, under
+        # pipefail, a SIGPIPE'd scontrol would fail the job
+        'coordinator=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
         f'export PRDARTS_COORDINATOR="$coordinator:$(({options.port} + SLURM_JOB_ID % 1000))"',
         'export PRDARTS_NUM_PROCESSES="$SLURM_NTASKS"',
         'exec srun --kill-on-bad-exit=1 --cpus-per-task="$SLURM_CPUS_PER_TASK" bash -c '

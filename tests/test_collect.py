@@ -180,7 +180,7 @@ def test_what_the_local_grid_leaves_is_what_the_collector_groups(tmp_path):
 def test_a_real_search_workdir_is_read(straight_search, tmp_path):
     workdir, genotype = straight_search
     (run,) = scan([str(workdir)]).searches
-    assert (run.space, run.seed, run.dataset, run.devices) == ("DL", 0, "digits", None)
+    assert (run.space, run.seed, run.dataset, run.devices) == ("DL", 0, "digits", 1)
     assert run.seconds == pytest.approx(search_seconds(str(workdir)))
     assert run.cells == canonical_cells(genotype.to_json())
     fake_training(str(tmp_path / "t/seed_0"), os.path.join(str(workdir), "genotype.json"),

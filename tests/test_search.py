@@ -165,6 +165,7 @@ def test_variable_batch_size_grows_the_search_finishes_and_resume_keeps_b(
     with pytest.raises(SearchInterrupted):
         run_search(_variable_batch_config(data_dir), str(stopped))
     monkeypatch.delenv("PRDARTS_FAULT_AT")
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="prdarts_jax"):
         assert run_search(_variable_batch_config(data_dir), str(stopped)) is not None
     assert "resumed from cycle 2, epoch 0, step 5" in caplog.text

@@ -164,6 +164,7 @@ def test_rerun_resumes_at_the_next_epoch(tmp_path, data_dir, caplog):
     workdir = str(tmp_path)
     short = dict(max_steps_per_epoch=3, final_epochs=1)
     training.train_and_evaluate(digits_config(data_dir, epochs=1, **short), workdir)
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="prdarts_jax"):
         training.train_and_evaluate(digits_config(data_dir, epochs=2, **short), workdir)
     assert "resumed at epoch 1, step 0" in caplog.text
@@ -282,6 +283,7 @@ def test_sigterm_mid_epoch_saves_there_and_resume_is_exact(tmp_path, data_dir, s
         training.train_and_evaluate(digits_config(data_dir, **SHORT), str(tmp_path))
     assert "1000003" in os.listdir(tmp_path / "checkpoints")
     monkeypatch.delenv("PRDARTS_FAULT_AT")
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="prdarts_jax"):
         _assert_resumes_to(tmp_path, short_straight, data_dir)
     assert "resumed at epoch 1, step 3" in caplog.text
