@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/quick
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-torch clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'
 	touch $@
 
 ## the main job on the embedded offline default: a quick PR-DARTS search on digits
@@ -22,6 +22,11 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/ops.py
+
+## JAX vs. the PyTorch reference at paper scale (slow on a CPU: see README, Benchmarks)
+bench-torch: $(VENV)/.installed
+	$(PY) benchmarks/search_step.py
+	$(PY) benchmarks/train_step.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

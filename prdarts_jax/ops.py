@@ -72,8 +72,29 @@ class BatchNorm(nn.Module):
         return y
 
 
+@jax.custom_vjp
 def pointwise(x: jax.Array, w: jax.Array) -> jax.Array:
+    """1×1 convolution of NHWC `x` with `w` (C_in, C_out).
+
+    A custom VJP with the two gradient contractions written out: JAX's own transpose of the
+    einsum made XLA:CPU fuse a transposing copy for the weight gradient into the (large)
+    producer of the cotangent, which then ran in a cache-hostile order; this formulation cut
+    the CPU time of a supernet step by about a fifth (README, *Benchmarks against a PyTorch
+    reference*). Reverse mode only, like the `shift_vjp` depthwise conv.
+    """
     return jnp.einsum("nhwc,cd->nhwd", x, w)
+
+
+def _pointwise_fwd(x: jax.Array, w: jax.Array) -> tuple[jax.Array, tuple]:
+    return pointwise(x, w), (x, w)
+
+
+def _pointwise_bwd(res: tuple, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x, w = res
+    return jnp.einsum("nhwd,cd->nhwc", g, w), jnp.einsum("nhwc,nhwd->cd", x, g)
+
+
+pointwise.defvjp(_pointwise_fwd, _pointwise_bwd)
 
 
 class SepConv(nn.Module):

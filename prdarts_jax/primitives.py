@@ -17,7 +17,9 @@ same forward with a hand-written backward: the input gradient as shifted slices
 of the dilated cotangent, the kernel gradient as one variadic reduction).
 ``"shift_vjp"`` is a ``jax.custom_vjp``: any order of reverse mode works, but
 forward mode (``jax.jvp``, ``jacfwd``, ``hessian``) does not; use ``"shift"``
-for that.
+for that.  The same holds for the ``"separable"`` average pool at stride 1, whose
+backward is written out too (the window sum is its own transpose); use
+``"reduce_window"`` for forward mode.
 
 Layout is NHWC throughout.  Depthwise kernels always use the canonical
 ``(k, k, C)`` layout, whatever the formulation, so parameters and checkpoints do
@@ -323,6 +325,21 @@ def _separable(x, stride, init, op):
     return op(op(cols[0], cols[1]), cols[2])
 
 
+@jax.custom_vjp
+def _box_sum3(x):
+    """3x3 window sums at stride 1 with zero padding, as rows then columns.
+
+    The map is linear and symmetric (each output sums a centred window), so it is its own
+    transpose: the VJP is the same window sum of the cotangent. Written out because JAX's
+    transpose of the slices (pads of the cotangent) fused badly on XLA:CPU inside a supernet's
+    backward pass; reverse mode only.
+    """
+    return _separable(x, 1, np.asarray(0, x.dtype), lax.add)
+
+
+_box_sum3.defvjp(lambda x: (_box_sum3(x), None), lambda _, g: (_box_sum3(g),))
+
+
 def _window(x, stride, init, op):
     return lax.reduce_window(x, init, op, (1, 3, 3, 1), (1, stride, stride, 1), ((0, 0), (1, 1), (1, 1), (0, 0)))
 
@@ -353,7 +370,7 @@ def avg_pool3(x: jax.Array, *, stride: int = 1, impl: str | None = None) -> jax.
     impl = _resolve("avg_pool3", impl)
     zero = np.asarray(0, x.dtype)
     if impl == "separable":
-        total = _separable(x, stride, zero, lax.add)
+        total = _box_sum3(x) if stride == 1 else _separable(x, stride, zero, lax.add)
     else:
         total = _window(x, stride, zero, lax.add)
     counts = np.outer(_counts(x.shape[1], stride), _counts(x.shape[2], stride))

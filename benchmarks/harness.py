@@ -1,0 +1,261 @@
+"""Shared parts of the side-by-side benchmarks: interleaved timing, memory, parity, tables.
+
+Timing: each framework's step is a callable that runs one step and waits for its results
+(`jax.block_until_ready`, `torch.cuda.synchronize`). After `warmup` calls of each, the callables
+run interleaved, A B A B …, so that a change of machine load hits both alike; the table gives the
+median, min and max over the timed calls.
+
+Memory, the same quantity for both frameworks: the bytes resident between steps (weights, BN
+statistics, α, optimizer states, the batches) plus the peak of what one step allocates on top.
+JAX: XLA's buffer assignment of the compiled programs (exact, every backend). PyTorch: on a GPU
+the caching allocator's peak (`torch.cuda.max_memory_allocated`, which includes the resident
+bytes); on a CPU the rise of the process's resident-memory high-water mark during one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+MIB = 2 ** 20
+
+
+def load_average() -> str:
+    """`uptime`'s three load averages, e.g. '1.52 0.90 0.41'."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def environment(torch_device: str | None = None) -> dict[str, Any]:
+    """Versions, devices and threads of both frameworks (torch only if importable)."""
+    import jax
+
+    env = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+           "jax": jax.__version__, "jax_backend": jax.default_backend(),
+           "jax_device": str(jax.devices()[0].device_kind), "load": load_average()}
+    try:
+        import torch
+    except ImportError:
+        return env
+    env.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+               torch_device=torch_device or "cpu")
+    if torch_device and torch_device.startswith("cuda"):
+        env["torch_device_name"] = torch.cuda.get_device_name(torch_device)
+    return env
+
+
+def interleaved(steps: dict[str, Callable[[], Any]], reps: int, warmup: int
+                ) -> dict[str, list[float]]:
+    """Seconds per call of each step: `warmup` untimed calls each, then `reps` rounds in which
+    every step runs once, in the given order."""
+    for _ in range(warmup):
+        for fn in steps.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(reps):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+@dataclasses.dataclass
+class Row:
+    """One framework's result for one configuration."""
+
+    config: str
+    framework: str
+    times: list[float]
+    images_per_step: int
+    memory_bytes: int | None = None
+    compile_seconds: float | None = None
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "median": self.median,
+                "images_per_second": self.images_per_step / self.median}
+
+
+def table(rows: Sequence[Row], reference: str = "PyTorch eager") -> str:
+    """Markdown: one line per (configuration, framework); ratio = median time / the median of
+    `reference` in the same configuration (below 1: faster than it)."""
+    ref = {r.config: r.median for r in rows if r.framework == reference}
+    lines = ["| config | framework | median ms | min ms | max ms | time / " + reference
+             + " | images/s | peak MiB | compile s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = f"{r.median / ref[r.config]:.2f}" if r.config in ref else "—"
+        mem = f"{r.memory_bytes / MIB:.0f}" if r.memory_bytes else "—"
+        comp = f"{r.compile_seconds:.1f}" if r.compile_seconds is not None else "—"
+        lines.append(
+            f"| {r.config} | {r.framework}{' (' + r.note + ')' if r.note else ''} "
+            f"| {1e3 * r.median:.1f} | {1e3 * min(r.times):.1f} | {1e3 * max(r.times):.1f} "
+            f"| {ratio} | {r.images_per_step / r.median:.1f} | {mem} | {comp} |")
+    return "\n".join(lines)
+
+
+def write_json(path: str, env: dict, rows: Iterable[Row], extra: dict | None = None) -> None:
+    with open(path, "w") as f:
+        json.dump({"environment": env, "rows": [r.to_json() for r in rows], **(extra or {})},
+                  f, indent=1)
+
+
+@dataclasses.dataclass
+class Contender:
+    """One framework's step for one configuration.
+
+    `run` takes one step, waits for it and returns its losses as floats; `memory` gives the
+    resident + peak bytes (called after the first steps, when optimizer states exist);
+    `compile_seconds` is known ahead (JAX's AOT compile) or, with `compiles_on_first_call`
+    (torch.compile), taken as the first call's time less a steady step.
+    """
+
+    run: Callable[[], tuple[float, ...]]
+    memory: Callable[[], int | None]
+    compile_seconds: float | None = None
+    compiles_on_first_call: bool = False
+
+
+def compare(config: str, contenders: dict[str, Contender], *, reps: int, warmup: int,
+            images_per_step: int, tolerances: tuple[float, float],
+            reference: str = "PyTorch eager") -> tuple[list[Row], dict]:
+    """Parity, memory and interleaved timing of contenders that start from the same state.
+
+    Parity: each contender takes two steps on the same batches; the first step's first loss
+    (same weights) must agree with `reference`'s to `tolerances[0]` (relative), its other
+    losses and the second step's first loss (after optimizer updates) to `tolerances[1]`.
+    These two steps count towards `warmup`.
+    """
+    losses, first_call = {}, {}
+    for name, c in contenders.items():
+        t0 = time.perf_counter()
+        first = c.run()
+        first_call[name] = time.perf_counter() - t0
+        losses[name] = (*first, c.run()[0])
+    parity = {}
+    base = losses[reference]
+    for name, ls in losses.items():
+        if name == reference:
+            continue
+        d_first = rel_diff(ls[0], base[0])
+        d_next = max(rel_diff(a, b) for a, b in zip(ls[1:], base[1:]))
+        parity[name] = {"losses": ls, "reference_losses": base, "first": d_first,
+                        "next": d_next}
+        print(f"  {config}: {name} vs {reference}: losses {ls[0]:.6f} / {base[0]:.6f}; "
+              + check("first loss, relative difference", d_first, tolerances[0]) + "; "
+              + check("next losses", d_next, tolerances[1]), flush=True)
+    memory = {name: c.memory() for name, c in contenders.items()}
+    times = interleaved({n: c.run for n, c in contenders.items()}, reps, max(warmup - 2, 0))
+    rows = []
+    for name, c in contenders.items():
+        compile_s = c.compile_seconds
+        if c.compiles_on_first_call:
+            compile_s = first_call[name] - statistics.median(times[name])
+        rows.append(Row(config, name, times[name], images_per_step, memory[name], compile_s))
+    return rows, parity
+
+
+# ----------------------------------------------------------------------------- torch helpers
+
+
+def torch_tensors_bytes(tensors: Iterable[Any]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def torch_optimizer_bytes(opt: Any) -> int:
+    import torch
+
+    return sum(v.numel() * v.element_size() for state in opt.state.values()
+               for v in state.values() if isinstance(v, torch.Tensor))
+
+
+def _proc_status_bytes(*keys: str) -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in keys:
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def torch_peak_bytes(step: Callable[[], Any], device: str, resident: int) -> int | None:
+    """Resident bytes plus the peak that one call of `step` allocates on top of them.
+
+    CUDA: the allocator's own peak (resident included). CPU: the process's resident-memory
+    high-water mark during the call (reset through /proc/self/clear_refs, after returning freed
+    heap memory to the system) less the resident memory before it, added to `resident`. (The
+    profiler's allocation trace gives the same on small networks but takes minutes to read at
+    paper scale.) None where /proc does not allow this.
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device))
+    import ctypes
+    import gc
+
+    try:
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                    # resets VmHWM to the current VmRSS
+        before = _proc_status_bytes("VmRSS")["VmRSS"]
+        step()
+        peak = _proc_status_bytes("VmHWM")["VmHWM"]
+    except (OSError, KeyError, AttributeError):
+        return None
+    return resident + max(peak - before, 0)
+
+
+def int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Within the block PyTorch uses `n` intra-op threads (0: leave the setting alone)."""
+    import torch
+
+    if not n:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def torch_sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def rel_diff(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+
+def check(name: str, value: float, tol: float) -> str:
+    """A one-line verdict; raises if `value` exceeds `tol`."""
+    line = f"{name}: {value:.2e} (tolerance {tol:.0e})"
+    if not value <= tol:
+        raise AssertionError(f"parity check failed: {line}")
+    return line
