@@ -14,7 +14,9 @@ bytes); on a CPU the rise of the process's resident-memory high-water mark durin
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import sys
 import dataclasses
 import json
 import os
@@ -259,3 +261,28 @@ def check(name: str, value: float, tol: float) -> str:
     if not value <= tol:
         raise AssertionError(f"parity check failed: {line}")
     return line
+
+
+def add_torch_args(ap: argparse.ArgumentParser, device_help: str) -> None:
+    """The options both step benchmarks share: PyTorch's side, the seed, the JSON output."""
+    ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
+    ap.add_argument("--torch-threads", type=int, default=0, help="0: PyTorch's default")
+    ap.add_argument("--torch-extra-threads", default="",
+                    help="also time PyTorch eager with these thread counts, e.g. 1")
+    ap.add_argument("--device", default="auto", help=device_help)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default="", help="also write the results here")
+
+
+def torch_device(args: argparse.Namespace, jax_backend: str) -> str:
+    """Imports PyTorch (one-line exit if missing), sets its threads, resolves `--device`."""
+    try:
+        import torch
+    except ImportError:
+        sys.exit("error: PyTorch is not installed; pip install -c constraints.txt -e '.[bench]' "
+                 "(or a torch wheel matching this machine)")
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    if args.device != "auto":
+        return args.device
+    return "cuda" if jax_backend == "gpu" and torch.cuda.is_available() else "cpu"

@@ -136,25 +136,9 @@ def main() -> None:
                     "included)")
     ap.add_argument("--jax-impls", default="default",
                     help=f"formulation sets to time, of {', '.join(IMPL_SETS)}")
-    ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
-    ap.add_argument("--torch-threads", type=int, default=0, help="0: PyTorch's default")
-    ap.add_argument("--torch-extra-threads", default="",
-                    help="also time PyTorch eager with these thread counts, e.g. 1")
-    ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default="", help="also write the results here")
+    harness.add_torch_args(ap, "PyTorch device: auto, cpu, cuda")
     args = ap.parse_args()
-
-    try:
-        import torch
-    except ImportError:
-        sys.exit("error: PyTorch is not installed; pip install -c constraints.txt -e '.[bench]' "
-                 "(or a torch wheel matching this machine)")
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+    device = harness.torch_device(args, jax.default_backend())
 
     env = harness.environment(device)
     print(" ".join(f"{k}={v}" for k, v in env.items()))
