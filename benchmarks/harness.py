@@ -39,7 +39,8 @@ def environment(torch_device: str | None = None) -> dict[str, Any]:
 
     env = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
            "jax": jax.__version__, "jax_backend": jax.default_backend(),
-           "jax_device": str(jax.devices()[0].device_kind), "load": load_average()}
+           "jax_device": str(jax.devices()[0].device_kind), "load": load_average(),
+           "xla_flags": repr(os.environ.get("XLA_FLAGS", ""))}
     try:
         import torch
     except ImportError:

@@ -35,7 +35,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import harness, jax_steps  # noqa: E402
-from prdarts_jax import primitives  # noqa: E402
+from prdarts_jax import primitives, xla_options  # noqa: E402
 from prdarts_jax.opspec import OpSpec  # noqa: E402
 from prdarts_jax.supernet import Supernet, init_alphas  # noqa: E402
 
@@ -192,8 +192,12 @@ def main() -> None:
                     help=f"formulation sets to time, of {', '.join(IMPL_SETS)} (search: what a "
                     "search uses on this backend)")
     ap.add_argument("--fused", action="store_true", help="JAX: one program per step")
+    ap.add_argument("--no-search-xla-flags", action="store_true",
+                    help="JAX: without the XLA:CPU options a search sets (prdarts_jax.xla_options)")
     harness.add_torch_args(ap, "PyTorch device: auto (cuda if JAX runs on a GPU), cpu, cuda")
     args = ap.parse_args()
+    if not args.no_search_xla_flags:
+        xla_options.apply()     # before the backend starts, as the search CLI does
     device = harness.torch_device(args, jax.default_backend())
 
     env = harness.environment(device)

@@ -1,0 +1,68 @@
+"""XLA:CPU options a search sets before JAX starts its backend.
+
+XLA reads `XLA_FLAGS` once, when the first backend starts, so the search CLI (`search.py`) and
+the search-step benchmark call `apply` first thing. It only appends: an option the user already named in
+`XLA_FLAGS` is left as they set it, and `PRDARTS_XLA_CPU_FLAGS=none` turns ours off
+(`PRDARTS_XLA_CPU_FLAGS="--a=1 --b=2"` replaces them). The options are CPU-only (GPU programs
+ignore them) and were measured with the jaxlib release series in `TESTED_JAXLIB`; with another
+one nothing is added, because XLA aborts the process on an option it does not know.
+
+What they do and what they gave (README, *Benchmarks against a PyTorch reference*):
+`--xla_cpu_experimental_ynn_fusion_type=+eltwise` lets XLA hand elementwise fusions to YNNPACK,
+which runs them on all cores: a supernet step (dense depthwise convs, what a search uses on a
+CPU) took 9–16 % less time on 2 cores, with the same losses to float32 rounding. It is not set
+for retraining: there it made the `shift_vjp` step several times slower (and `+reduce` with it,
+measured together), so the search alone opts in.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import MutableMapping
+
+CPU_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=+eltwise",)
+TESTED_JAXLIB = (0, 10)
+ENV = "PRDARTS_XLA_CPU_FLAGS"
+
+
+def _jaxlib_series() -> tuple[int, ...]:
+    try:
+        from jaxlib import version
+    except ImportError:
+        return ()
+    return tuple(int(p) for p in version.__version__.split(".")[:2] if p.isdigit())
+
+
+def _name(flag: str) -> str:
+    return flag.split("=", 1)[0].lstrip("-")
+
+
+def wanted(environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
+    """The flags prdarts_jax would add: `CPU_FLAGS`, or `$PRDARTS_XLA_CPU_FLAGS` ("none": none)."""
+    environ = os.environ if environ is None else environ
+    override = environ.get(ENV)
+    if override is None:
+        return CPU_FLAGS
+    if override.strip().lower() in ("", "0", "none", "off"):
+        return ()
+    return tuple(shlex.split(override))
+
+
+def apply(environ: MutableMapping[str, str] | None = None,
+          jaxlib_series: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """Appends the wanted flags to `XLA_FLAGS` that it does not name yet; returns those added.
+
+    Adds nothing with an untested jaxlib series (XLA aborts on unknown options), except flags
+    given explicitly in `$PRDARTS_XLA_CPU_FLAGS`.
+    """
+    environ = os.environ if environ is None else environ
+    series = _jaxlib_series() if jaxlib_series is None else jaxlib_series
+    if ENV not in environ and series != TESTED_JAXLIB:
+        return ()
+    current = shlex.split(environ.get("XLA_FLAGS", ""))
+    present = {_name(f) for f in current}
+    added = tuple(f for f in wanted(environ) if _name(f) not in present)
+    if added:
+        environ["XLA_FLAGS"] = " ".join(current + list(added))
+    return added

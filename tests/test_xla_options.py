@@ -1,0 +1,54 @@
+"""The XLA:CPU options a search sets: appended once, never over the user's, and known to XLA."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from prdarts_jax import xla_options
+
+FLAG = xla_options.CPU_FLAGS[0]
+
+
+def test_apply_appends_the_search_flags_to_xla_flags():
+    env = {"XLA_FLAGS": "--xla_dump_to=/tmp/d"}
+    assert xla_options.apply(env, xla_options.TESTED_JAXLIB) == xla_options.CPU_FLAGS
+    assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/d {FLAG}"
+    assert xla_options.apply(env, xla_options.TESTED_JAXLIB) == ()   # idempotent
+    assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/d {FLAG}"
+
+
+def test_apply_keeps_an_option_the_user_set():
+    env = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=+reduce"}
+    assert xla_options.apply(env, xla_options.TESTED_JAXLIB) == ()
+    assert env["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=+reduce"
+
+
+def test_env_turns_the_flags_off_or_replaces_them():
+    env = {xla_options.ENV: "none"}
+    assert xla_options.apply(env, xla_options.TESTED_JAXLIB) == ()
+    assert "XLA_FLAGS" not in env
+    env = {xla_options.ENV: "--xla_cpu_enable_fast_math=false"}
+    assert xla_options.apply(env, (9, 9)) == ("--xla_cpu_enable_fast_math=false",)
+    assert env["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
+
+
+def test_an_untested_jaxlib_gets_nothing():
+    env: dict[str, str] = {}
+    assert xla_options.apply(env, (0, 99)) == ()
+    assert env == {}
+
+
+def test_this_jaxlib_is_the_tested_one_and_xla_accepts_the_flags():
+    """A jaxlib without these options would abort the search at its first compile."""
+    code = ("import os; from prdarts_jax import xla_options; added = xla_options.apply(); "
+            "import jax; print(float(jax.jit(lambda x: x * 2 + 1)(1.0)), added, "
+            "os.environ['XLA_FLAGS'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_options.ENV)}
+    env["JAX_PLATFORMS"] = "cpu"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("3.0 ")
+    assert FLAG in out.stdout.split(")", 1)[1]
