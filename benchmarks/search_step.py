@@ -193,7 +193,8 @@ def main() -> None:
                     "search uses on this backend)")
     ap.add_argument("--fused", action="store_true", help="JAX: one program per step")
     ap.add_argument("--no-search-xla-flags", action="store_true",
-                    help="JAX: without the XLA:CPU options a search sets (prdarts_jax.xla_options)")
+                    help="JAX: without the XLA:CPU options a search with dense depthwise convs sets "
+                    "(prdarts_jax.xla_options); they slow the other formulations down")
     harness.add_torch_args(ap, "PyTorch device: auto (cuda if JAX runs on a GPU), cpu, cuda")
     args = ap.parse_args()
     if not args.no_search_xla_flags:

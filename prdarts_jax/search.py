@@ -24,7 +24,7 @@ def main(argv: list[str]) -> None:
 
 def _search() -> None:
     from prdarts_jax import xla_options
-    xla_options.apply()
+    xla_options.for_search(_CONFIG.value.depthwise_impl)
     from prdarts_jax.distributed import maybe_initialize
     maybe_initialize()
     from prdarts_jax.cycles import run_search

@@ -11,8 +11,8 @@ What they do and what they gave (README, *Benchmarks against a PyTorch reference
 `--xla_cpu_experimental_ynn_fusion_type=+eltwise` lets XLA hand elementwise fusions to YNNPACK,
 which runs them on all cores: a supernet step (dense depthwise convs, what a search uses on a
 CPU) took 9–16 % less time on 2 cores, with the same losses to float32 rounding. It is not set
-for retraining: there it made the `shift_vjp` step several times slower (and `+reduce` with it,
-measured together), so the search alone opts in.
+for retraining: there it made the `shift_vjp` step six times slower and quadrupled its memory,
+so only a search opts in, and only when its depthwise convs are `dense` (`for_search`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import MutableMapping
 CPU_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=+eltwise",)
 TESTED_JAXLIB = (0, 10)
 ENV = "PRDARTS_XLA_CPU_FLAGS"
+DEPTHWISE_ENV = "PRDARTS_DEPTHWISE_IMPL"
 
 
 def _jaxlib_series() -> tuple[int, ...]:
@@ -66,3 +67,12 @@ def apply(environ: MutableMapping[str, str] | None = None,
     if added:
         environ["XLA_FLAGS"] = " ".join(current + list(added))
     return added
+
+
+def for_search(depthwise_impl: str | None,
+               environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
+    """`apply` for a search whose config asks for `depthwise_impl` ("" or None: the search's
+    default, `dense` on a CPU): the options suit the `dense` depthwise formulation only."""
+    environ = os.environ if environ is None else environ
+    impl = depthwise_impl or environ.get(DEPTHWISE_ENV, "")
+    return apply(environ) if impl in ("", "dense") else ()

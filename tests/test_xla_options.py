@@ -34,6 +34,15 @@ def test_env_turns_the_flags_off_or_replaces_them():
     assert env["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
 
 
+def test_a_search_sets_them_only_for_dense_depthwise_convs():
+    env = {xla_options.ENV: FLAG}   # explicit flags: no jaxlib gate in the way
+    assert xla_options.for_search("shift_vjp", env) == ()
+    assert xla_options.for_search("", {**env, xla_options.DEPTHWISE_ENV: "shift_vjp"}) == ()
+    assert xla_options.for_search("dense", {**env}) == (FLAG,)
+    assert xla_options.for_search(None, env) == (FLAG,)
+    assert env["XLA_FLAGS"] == FLAG
+
+
 def test_an_untested_jaxlib_gets_nothing():
     env: dict[str, str] = {}
     assert xla_options.apply(env, (0, 99)) == ()
@@ -52,3 +61,8 @@ def test_this_jaxlib_is_the_tested_one_and_xla_accepts_the_flags():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("3.0 ")
     assert FLAG in out.stdout.split(")", 1)[1]
+
+
+def test_the_depthwise_variable_is_the_one_primitives_reads():
+    from prdarts_jax import primitives
+    assert xla_options.DEPTHWISE_ENV == primitives.ENV_VARS["depthwise_conv"]
