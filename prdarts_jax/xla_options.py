@@ -1,8 +1,8 @@
 """XLA:CPU options a search sets before JAX starts its backend.
 
-XLA reads `XLA_FLAGS` once, when the first backend starts, so the search CLI (`search.py`) and
-the search-step benchmark call `apply` first thing. It only appends: an option the user already named in
-`XLA_FLAGS` is left as they set it, and `PRDARTS_XLA_CPU_FLAGS=none` turns ours off
+XLA reads `XLA_FLAGS` once, when the first backend starts, so the search CLI (`search.py`, via
+`for_search`) and the search-step benchmark call `apply` first thing. It only appends: an
+option the user already named in `XLA_FLAGS` is left as they set it, and `PRDARTS_XLA_CPU_FLAGS=none` turns ours off
 (`PRDARTS_XLA_CPU_FLAGS="--a=1 --b=2"` replaces them). The options are CPU-only (GPU programs
 ignore them) and were measured with the jaxlib release series in `TESTED_JAXLIB`; with another
 one nothing is added, because XLA aborts the process on an option it does not know.
@@ -10,7 +10,7 @@ one nothing is added, because XLA aborts the process on an option it does not kn
 What they do and what they gave (README, *Benchmarks against a PyTorch reference*):
 `--xla_cpu_experimental_ynn_fusion_type=+eltwise` lets XLA hand elementwise fusions to YNNPACK,
 which runs them on all cores: a supernet step (dense depthwise convs, what a search uses on a
-CPU) took 9–16 % less time on 2 cores, with the same losses to float32 rounding. It is not set
+CPU) took 9–18 % less time on 2 cores, with the same losses to float32 rounding. It is not set
 for retraining: there it made the `shift_vjp` step six times slower and quadrupled its memory,
 so only a search opts in, and only when its depthwise convs are `dense` (`for_search`).
 """
