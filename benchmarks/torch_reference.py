@@ -330,9 +330,19 @@ class FinalNetwork(nn.Module):
 # ----------------------------------------------------------------------------- steps
 
 
-def _set_grads(tensors: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
-    for t, g in zip(tensors, grads):
+def _update(loss: torch.Tensor, tensors: Sequence[torch.Tensor], opt: torch.optim.Optimizer,
+            grad_clip: float, lr: float | None = None) -> torch.Tensor:
+    """One optimizer step on `tensors` only: their gradients of `loss` (autograd computes no
+    others), global-norm clip, then `opt` at learning rate `lr` (None: the optimizer's own)."""
+    for t, g in zip(tensors, torch.autograd.grad(loss, tensors)):
         t.grad = g
+    nn.utils.clip_grad_norm_(tensors, grad_clip)
+    if lr is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.detach()
 
 
 class SearchStep:
@@ -364,22 +374,10 @@ class SearchStep:
         return F.cross_entropy(self.forward(x, self.alphas), y)
 
     def alpha_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = self.loss(x, y)
-        _set_grads(self.alpha_list, torch.autograd.grad(loss, self.alpha_list))
-        nn.utils.clip_grad_norm_(self.alpha_list, self.alpha_grad_clip)
-        self.a_opt.step()
-        self.a_opt.zero_grad(set_to_none=True)
-        return loss.detach()
+        return _update(self.loss(x, y), self.alpha_list, self.a_opt, self.alpha_grad_clip)
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        loss = self.loss(x, y)
-        _set_grads(self.params, torch.autograd.grad(loss, self.params))
-        nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        for group in self.w_opt.param_groups:
-            group["lr"] = lr
-        self.w_opt.step()
-        self.w_opt.zero_grad(set_to_none=True)
-        return loss.detach()
+        return _update(self.loss(x, y), self.params, self.w_opt, self.grad_clip, lr)
 
     def __call__(self, xa: torch.Tensor, ya: torch.Tensor, xw: torch.Tensor, yw: torch.Tensor,
                  lr: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -410,14 +408,7 @@ class TrainStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, drop_prob: float
                  ) -> torch.Tensor:
-        loss = self.loss(x, y, drop_prob)
-        _set_grads(self.params, torch.autograd.grad(loss, self.params))
-        nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        return loss.detach()
+        return _update(self.loss(x, y, drop_prob), self.params, self.opt, self.grad_clip, lr)
 
 
 def make_alphas(jax_alphas: Mapping[str, Sequence[Any]], device: Any = None
