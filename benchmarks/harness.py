@@ -264,6 +264,19 @@ def check(name: str, value: float, tol: float) -> str:
     return line
 
 
+def torch_contenders(make: Callable[..., Contender], args: argparse.Namespace
+                     ) -> dict[str, Contender]:
+    """The PyTorch contenders `add_torch_args`' options ask for: eager, with `--torch-compile`
+    compiled too, and eager at each `--torch-extra-threads` count.
+    `make(compile_model, threads=0)` builds one."""
+    out = {"PyTorch eager": make(False)}
+    if args.torch_compile:
+        out["PyTorch compile"] = make(True)
+    for threads in int_list(args.torch_extra_threads):
+        out[f"PyTorch eager {threads} thread(s)"] = make(False, threads)
+    return out
+
+
 def add_torch_args(ap: argparse.ArgumentParser, device_help: str) -> None:
     """The options both step benchmarks share: PyTorch's side, the seed, the JSON output."""
     ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile")

@@ -149,11 +149,7 @@ def run_config(args: argparse.Namespace, pool: str, b: int, device: str) -> tupl
 
         return harness.Contender(run, memory, compiles_on_first_call=compile_model)
 
-    contenders["PyTorch eager"] = torch_contender(False)
-    if args.torch_compile:
-        contenders["PyTorch compile"] = torch_contender(True)
-    for threads in harness.int_list(args.torch_extra_threads):
-        contenders[f"PyTorch eager {threads} thread(s)"] = torch_contender(False, threads)
+    contenders.update(harness.torch_contenders(torch_contender, args))
     return harness.compare(config, contenders, reps=args.reps, warmup=args.warmup,
                            images_per_step=2 * b, tolerances=tolerances())
 

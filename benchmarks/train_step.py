@@ -96,11 +96,7 @@ def run_config(args: argparse.Namespace, b: int, device: str) -> tuple[list, dic
 
         return harness.Contender(run, memory, compiles_on_first_call=compile_model)
 
-    contenders["PyTorch eager"] = torch_contender(False)
-    if args.torch_compile:
-        contenders["PyTorch compile"] = torch_contender(True)
-    for threads in harness.int_list(args.torch_extra_threads):
-        contenders[f"PyTorch eager {threads} thread(s)"] = torch_contender(False, threads)
+    contenders.update(harness.torch_contenders(torch_contender, args))
 
     # the first memory() call comes after the parity steps: switch drop path on there
     for c in contenders.values():
