@@ -3,12 +3,12 @@
 `prdarts_jax.bilevel.make_programs` and `prdarts_jax.training.make_programs` gather and augment
 their batch inside the step; the PyTorch reference gets a ready batch (its data loader's work is
 not timed). To time the same work in both frameworks, the programs here take a ready float
-batch and are otherwise built like the project's: the same Flax modules, the same optax chains
-(`tests/test_torch_reference.py` checks them against bilevel's), the same program split, and the
-same buffer donation.
+batch and are otherwise built like the project's: the same Flax modules, bilevel's optimizer
+settings and optax chains, the same program split, and the same buffer donation.
 
 This module imports only prdarts_jax modules that need neither tensorflow-datasets nor
-ml_collections (`supernet`, `network`, `ops`, `memory`, …), so it runs on a bare GPU machine.
+ml_collections (`bilevel`, `supernet`, `network`, `ops`, `memory`, …), so it runs on a bare GPU
+machine (`tests/test_torch_reference.py` checks that).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from prdarts_jax import bilevel
 from prdarts_jax.memory import transient_bytes
 from prdarts_jax.network import Network
 from prdarts_jax.supernet import Supernet
@@ -29,36 +30,8 @@ from prdarts_jax.supernet import Supernet
 State = dict[str, Any]
 
 
-@dataclasses.dataclass(frozen=True)
-class SearchHyper:
-    """`prdarts_jax.bilevel.Hyper`'s optimizer settings (SPEC §4)."""
-
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    alpha_lr: float = 6e-4
-    alpha_betas: tuple[float, float] = (0.5, 0.999)
-    alpha_weight_decay: float = 1e-3
-    alpha_grad_clip: float = 5.0
-
-
-def weight_tx(momentum: float, weight_decay: float, grad_clip: float
-              ) -> optax.GradientTransformation:
-    """As `bilevel.weight_tx`: clip, coupled weight decay, momentum; the caller applies lr."""
-    return optax.chain(optax.clip_by_global_norm(grad_clip),
-                       optax.add_decayed_weights(weight_decay), optax.trace(decay=momentum))
-
-
-def alpha_tx(h: SearchHyper) -> optax.GradientTransformation:
-    """As `bilevel.alpha_tx`: clip, coupled weight decay, Adam."""
-    return optax.chain(optax.clip_by_global_norm(h.alpha_grad_clip),
-                       optax.add_decayed_weights(h.alpha_weight_decay),
-                       optax.adam(h.alpha_lr, b1=h.alpha_betas[0], b2=h.alpha_betas[1],
-                                  eps=1e-8))
-
-
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+    return jnp.mean(bilevel.cross_entropy(logits, labels))
 
 
 def random_variables(net: Any, x_shape: tuple[int, ...], init_args: tuple, seed: int = 0
@@ -117,10 +90,10 @@ class SearchStep:
     state (an experiment: it saves dispatches and lets XLA overlap the two halves).
     """
 
-    def __init__(self, net: Supernet, h: SearchHyper = SearchHyper(), fused: bool = False):
+    def __init__(self, net: Supernet, h: bilevel.Hyper = bilevel.Hyper(), fused: bool = False):
         self.net, self.h, self.fused = net, h, fused
-        w_tx = weight_tx(h.momentum, h.weight_decay, h.grad_clip)
-        a_tx = alpha_tx(h)
+        w_tx = bilevel.weight_tx(h)
+        a_tx = bilevel.alpha_tx(h)
         self.w_tx, self.a_tx = w_tx, a_tx
 
         def loss_fn(params, alphas, batch_stats, x, y):
@@ -223,7 +196,8 @@ class TrainStep:
     def __init__(self, net: Network, momentum: float = 0.9, weight_decay: float = 3e-4,
                  grad_clip: float = 5.0, aux_weight: float = 0.4):
         self.net = net
-        self.tx = tx = weight_tx(momentum, weight_decay, grad_clip)
+        self.tx = tx = bilevel.weight_tx(bilevel.Hyper(momentum=momentum, weight_decay=weight_decay,
+                                                       grad_clip=grad_clip))
 
         def loss_fn(params, batch_stats, x, y, key, drop_prob):
             (logits, aux), upd = net.apply({"params": params, "batch_stats": batch_stats}, x,
