@@ -52,6 +52,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from prdarts_jax.fusion_barrier import isolate
+
 __all__ = [
     "IMPLS",
     "avg_pool3",
@@ -257,18 +259,38 @@ def _dw_shift_dw(x, g, k, stride, dilation, pad):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _dw_shift_vjp(x, w, stride, dilation, pad):
-    """``"shift"`` forward with a hand-written backward (reverse-mode only)."""
-    return _dw_shift(x, w, stride, dilation, pad)
+    """``"shift"`` forward with a hand-written backward (reverse-mode only).
+
+    On a CPU each of the three tap sums (output, input gradient, kernel gradient) is compiled
+    apart (`fusion_barrier.isolate`, with the grouped conv as the compact fallback): fused
+    into their consumers they ran several times slower, and hundreds of shifted slices in
+    the main program made its compile need tens of GB.
+    """
+    return isolate(
+        lambda x, w: _dw_shift(x, w, stride, dilation, pad),
+        lambda x, w: _dw_grouped(x, w, stride, dilation, pad),
+        x, w)
 
 
 def _dw_shift_vjp_fwd(x, w, stride, dilation, pad):
-    return _dw_shift(x, w, stride, dilation, pad), (x, w)
+    return _dw_shift_vjp(x, w, stride, dilation, pad), (x, w)
 
 
 def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
     x, w = res
-    dx = _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad)
-    dw = _dw_shift_dw(x, g, w.shape[0], stride, dilation, pad)
+    x_struct = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    w_struct = jax.ShapeDtypeStruct(w.shape, w.dtype)
+
+    def grouped_dx(g, w):
+        return jax.linear_transpose(lambda x: _dw_grouped(x, w, stride, dilation, pad), x_struct)(g)[0]
+
+    def grouped_dw(g, x):
+        return jax.linear_transpose(lambda w: _dw_grouped(x, w, stride, dilation, pad), w_struct)(g)[0]
+
+    dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
+                 grouped_dx, g, w)
+    dw = isolate(lambda g, x: _dw_shift_dw(x, g, w.shape[0], stride, dilation, pad),
+                 grouped_dw, g, x)
     return dx, dw
 
 

@@ -129,6 +129,27 @@ def test_shift_vjp_channel_chunks_and_second_order():
     chex.assert_trees_all_close(res["shift_vjp"], res["dense"], rtol=1e-4, atol=1e-4)
 
 
+def test_shift_vjp_falls_back_to_the_grouped_conv_when_the_first_element_is_nan():
+    """On a CPU each shift_vjp tap sum sits in a conditional (fusion_barrier.isolate) whose
+    other branch, taken when the first input element is NaN, is the grouped conv."""
+    x, w = jnp.asarray(_rand((2, 7, 7, 3), 1)), jnp.asarray(_rand((5, 5, 3), 2))
+    x = x.at[0, 0, 0, 0].set(jnp.nan)
+    ct = jnp.asarray(_rand((2, 4, 4, 3), 3)).at[0, 0, 0, 0].set(jnp.nan)
+
+    @jax.jit
+    def run(x, w, ct):
+        out = {}
+        for impl in ("grouped", "shift_vjp"):
+            y, vjp = jax.vjp(lambda x, w: P.depthwise_conv(x, w, stride=2, dilation=2, impl=impl), x, w)  # noqa: B023
+            out[impl] = (y, *vjp(ct))
+        return out
+
+    res = run(x, w, ct)
+    for got, ref in zip(res["shift_vjp"], res["grouped"]):   # output, input and kernel gradient
+        assert np.isnan(got[..., 0]).any() and np.isnan(ref[..., 0]).any()
+        np.testing.assert_allclose(got[..., 1:], ref[..., 1:], **TOL)   # channels without NaN
+
+
 def test_depthwise_bad_kernel_shape():
     with pytest.raises(ValueError, match="kernel"):
         P.depthwise_conv(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 2)))
