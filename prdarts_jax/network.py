@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from prdarts_jax.fusion_barrier import materialize
 from prdarts_jax.genotypes import PUBLISHED, Genotype, Pair
 from prdarts_jax.ops import (BatchNorm, FactorizedReduce, ReLUConvBN, make_op, pointwise,
                              uniform_fan_in)
@@ -66,7 +67,7 @@ class Cell(nn.Module):
         s0 = (FactorizedReduce(self.c, True, name="pre0") if self.reduction_prev
               else ReLUConvBN(self.c, True, name="pre0"))(s0, train)
         s1 = ReLUConvBN(self.c, True, name="pre1")(s1, train)
-        states = [s0, s1]
+        states = [materialize(s0), materialize(s1)]
         for j in range(len(self.pairs) // 2):
             node = 0.0
             for n in (2 * j, 2 * j + 1):
@@ -76,7 +77,7 @@ class Cell(nn.Module):
                 if train and not is_identity(op, stride):
                     h = drop_path(self.make_rng("drop_path"), h, drop_prob)
                 node = node + h
-            states.append(node)
+            states.append(materialize(node))
         return jnp.concatenate([states[i] for i in self.concat], axis=-1)
 
 

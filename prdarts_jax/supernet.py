@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from prdarts_jax.fusion_barrier import materialize
 from prdarts_jax.ops import BatchNorm, FactorizedReduce, ReLUConvBN, make_op, uniform_fan_in
 from prdarts_jax.opspec import OpSpec
 from prdarts_jax.space import EDGES_PER_CELL, NODES
@@ -77,7 +78,7 @@ class SearchCell(nn.Module):
         s0 = (FactorizedReduce(self.c, False, name="pre0") if self.reduction_prev
               else ReLUConvBN(self.c, False, name="pre0"))(s0, train)
         s1 = ReLUConvBN(self.c, False, name="pre1")(s1, train)
-        states = [s0, s1]
+        states = [materialize(s0), materialize(s1)]
         inputs = edge_inputs()
         e = 0
         for j in range(NODES):
@@ -88,7 +89,7 @@ class SearchCell(nn.Module):
                 node = node + MixedEdge(self.edges[e], self.c, stride, name=f"edge_{e}")(
                     states[i], weights[e], train)
                 e += 1
-            states.append(node)
+            states.append(materialize(node))
         nodes = states[2:]
         if self.reduce_output == "mean":
             return sum(nodes) / len(nodes)
