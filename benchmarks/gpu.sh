@@ -10,7 +10,7 @@
 #
 # Environment: PYTHON (default python3), OUT, REPS (timed steps, default 20), TORCH_COMPILE
 # (train: torch.compile for the train step only, the default; all; none), JAX_IMPLS (unset: the
-# formulations the search / retraining use; e.g. search,dense to add a row). Needs jax with CUDA, flax, optax,
+# formulations the search / retraining use; e.g. default,dense to add a row). Needs jax with CUDA, flax, optax,
 # chex; neither tensorflow-datasets nor ml_collections.
 set -euo pipefail
 cd "$(dirname "$0")/.."

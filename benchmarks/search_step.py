@@ -44,8 +44,7 @@ POOLS = {
     "heavy": ("maxpool3", "skip", "conv_k3_d1_m1", "conv_k5_d1_m1", "conv_k7_d1", "conv_k5_d2"),
 }
 IMPL_SETS = {
-    "search": ("search", None),                    # what a search uses (cycles.search_depthwise_impl)
-    "default": (None, None),                       # the backend's defaults (primitives.py)
+    "default": (None, None),                       # the backend's defaults, which a search uses
     "native": ("grouped", "reduce_window"),        # XLA's own grouped conv and reduce_window
     "dense": ("dense", "reduce_window"),
     "shift": ("shift_vjp", "separable"),
@@ -54,17 +53,8 @@ LR = 0.025
 
 
 def impl_set(name: str) -> tuple[str | None, str | None]:
-    """(depthwise, pool) formulations of a named set; None: the backend's default.
-
-    "search" is what `prdarts_jax.cycles.search_depthwise_impl` picks without a config
-    override (the dense depthwise conv on a CPU, where `shift_vjp` cannot compile supernets of
-    multi-op pools within the host memory; the default elsewhere). It is repeated here because
-    cycles.py needs ml_collections, which a bare GPU machine lacks.
-    """
-    dw, pool = IMPL_SETS[name]
-    if dw == "search":
-        dw = "dense" if jax.default_backend() == "cpu" else None
-    return dw, pool
+    """(depthwise, pool) formulations of a named set; None: the backend's default."""
+    return IMPL_SETS[name]
 
 
 def impl_label(name: str) -> str:
@@ -184,17 +174,19 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps (the 2 parity steps "
                     "included)")
-    ap.add_argument("--jax-impls", default="search",
-                    help=f"formulation sets to time, of {', '.join(IMPL_SETS)} (search: what a "
-                    "search uses on this backend)")
+    ap.add_argument("--jax-impls", default="default",
+                    help=f"formulation sets to time, of {', '.join(IMPL_SETS)} (default: the "
+                    "backend's, which a search uses)")
     ap.add_argument("--fused", action="store_true", help="JAX: one program per step")
     ap.add_argument("--no-search-xla-flags", action="store_true",
                     help="JAX: without the XLA:CPU options a search with dense depthwise convs sets "
-                    "(prdarts_jax.xla_options); they slow the other formulations down")
+                    "(prdarts_jax.xla_options; set only when every timed set is dense: they "
+                    "slow the other formulations down)")
     harness.add_torch_args(ap, "PyTorch device: auto (cuda if JAX runs on a GPU), cpu, cuda")
     args = ap.parse_args()
-    if not args.no_search_xla_flags:
-        xla_options.apply()     # before the backend starts, as the search CLI does
+    if not args.no_search_xla_flags and all(IMPL_SETS[n][0] == "dense"
+                                            for n in args.jax_impls.split(",")):
+        xla_options.apply()     # before the backend starts, as a search with dense convs does
     device = harness.torch_device(args, jax.default_backend())
 
     env = harness.environment(device)

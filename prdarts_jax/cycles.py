@@ -352,15 +352,6 @@ def _finish(workdir: str, genotype: Genotype, pools: CellPools) -> None:
     save_genotype(genotype, os.path.join(workdir, "genotype.json"))
 
 
-def search_depthwise_impl(config: ml_collections.ConfigDict) -> str:
-    """The depthwise formulation of a search: the config's, else `dense` on a CPU (`shift_vjp`,
-    the fastest to run there, needs more than 12 GB of host memory to compile a supernet of
-    6-op pools even at C=8, 5 cells), else the backend's default."""
-    if config.depthwise_impl or os.environ.get(primitives.ENV_VARS["depthwise_conv"]):
-        return config.depthwise_impl
-    return "dense" if jax.default_backend() == "cpu" else ""
-
-
 def run_search(config: ml_collections.ConfigDict, workdir: str) -> Genotype | None:
     """Runs the whole search, resuming from the workdir's latest checkpoint if there is one.
 
@@ -370,7 +361,7 @@ def run_search(config: ml_collections.ConfigDict, workdir: str) -> Genotype | No
     validate(config)
     placement = check_devices(config)
     compile_cache.enable(config.compilation_cache_dir)
-    with (primitives.use_impls(search_depthwise_impl(config), config.pool_impl),
+    with (primitives.use_impls(config.depthwise_impl, config.pool_impl),
           interrupts.StopFlag() as stop):
         return _search(config, workdir, stop, placement)
 

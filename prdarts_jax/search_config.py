@@ -66,7 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_tries = 250
     c.revisit_after = 200
     c.reinit_morphed_every_cycle = False   # True reproduces the original release
-    c.depthwise_impl = ""            # "": the backend's default (a search on a CPU: dense)
+    c.depthwise_impl = ""            # "": the backend's default (primitives.default_impl)
     c.pool_impl = ""                 # (see primitives.IMPLS; native ones compile faster on CPU)
     c.num_devices = 0                # devices of the data-parallel mesh; 0: all (every host)
     c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone

@@ -9,10 +9,10 @@ one nothing is added, because XLA aborts the process on an option it does not kn
 
 What they do and what they gave (README, *Benchmarks against a PyTorch reference*):
 `--xla_cpu_experimental_ynn_fusion_type=+eltwise` lets XLA hand elementwise fusions to YNNPACK,
-which runs them on all cores: a supernet step (dense depthwise convs, what a search uses on a
-CPU) took 9–18 % less time on 2 cores, with the same losses to float32 rounding. It is not set
-for retraining: there it made the `shift_vjp` step six times slower and quadrupled its memory,
-so only a search opts in, and only when its depthwise convs are `dense` (`for_search`).
+which runs them on all cores: a supernet step with dense depthwise convs took 9–18 % less time
+on 2 cores, with the same losses to float32 rounding. With the `shift_vjp` formulation (the CPU
+default, of searches too) it made steps up to six times slower and quadrupled their memory, so
+only a search told to use `dense` depthwise convs opts in (`for_search`).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def apply(environ: MutableMapping[str, str] | None = None,
 
 def for_search(depthwise_impl: str | None,
                environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
-    """`apply` for a search whose config asks for `depthwise_impl` ("" or None: the search's
-    default, `dense` on a CPU): the options suit the `dense` depthwise formulation only."""
+    """`apply` for a search whose config asks for `depthwise_impl` ("" or None: the backend's
+    default, `shift_vjp` on a CPU): the options suit the `dense` depthwise formulation only."""
     environ = os.environ if environ is None else environ
     impl = depthwise_impl or environ.get(DEPTHWISE_ENV, "")
-    return apply(environ) if impl in ("", "dense") else ()
+    return apply(environ) if impl == "dense" else ()

@@ -198,13 +198,3 @@ def test_paper_dl_config_starts_on_cifar_shaped_data(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "w" / "config.json").read_text())["space"] == "DL"
 
 
-def test_a_search_on_a_cpu_compiles_depthwise_convs_densely_unless_told(monkeypatch):
-    from prdarts_jax.cycles import search_depthwise_impl
-    config = base_config()
-    monkeypatch.delenv("PRDARTS_DEPTHWISE_IMPL", raising=False)
-    assert search_depthwise_impl(config) == "dense"
-    config.depthwise_impl = "shift_vjp"
-    assert search_depthwise_impl(config) == "shift_vjp"
-    config.depthwise_impl = ""
-    monkeypatch.setenv("PRDARTS_DEPTHWISE_IMPL", "grouped")
-    assert search_depthwise_impl(config) == ""  # the environment's choice stays in force

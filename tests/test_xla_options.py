@@ -38,8 +38,10 @@ def test_a_search_sets_them_only_for_dense_depthwise_convs():
     env = {xla_options.ENV: FLAG}   # explicit flags: no jaxlib gate in the way
     assert xla_options.for_search("shift_vjp", env) == ()
     assert xla_options.for_search("", {**env, xla_options.DEPTHWISE_ENV: "shift_vjp"}) == ()
-    assert xla_options.for_search("dense", {**env}) == (FLAG,)
-    assert xla_options.for_search(None, env) == (FLAG,)
+    assert xla_options.for_search(None, {**env}) == ()     # the default: shift_vjp on a CPU
+    assert xla_options.for_search("", {**env}) == ()
+    assert xla_options.for_search("", {**env, xla_options.DEPTHWISE_ENV: "dense"}) == (FLAG,)
+    assert xla_options.for_search("dense", env) == (FLAG,)
     assert env["XLA_FLAGS"] == FLAG
 
 
