@@ -8,15 +8,16 @@ became one fusion several times slower than the same work in separate fusions. `
 optimization_barrier` does not help: XLA:CPU removes it before fusion.
 
 :func:`materialize` passes the value through a `lax.cond` whose predicate XLA cannot fold (it
-reads the value) and whose branches both return their operand. XLA never fuses across a
-conditional, so the value is computed once into a buffer. The branches multiply by one: XLA
-simplifies that to forwarding the buffer, but only after it has decided to keep the conditional
-(branches that are the identity from the start get the conditional removed). JAX transposes the cond into another one, which does the same for the
-cotangent. Both branches are the identity, so the result is exact whatever the predicate.
+reads the value). XLA never fuses across a conditional, so the value is computed once into a
+buffer. Both branches multiply by one: XLA simplifies that to forwarding the buffer, but only
+after it has decided to keep the conditional (branches that are the identity from the start get
+the conditional removed). JAX transposes the cond into another one, which does the same for the
+cotangent. Both branches compute the identity, so the result is exact whatever the predicate.
+:func:`isolate` puts a whole call into such a branch.
 
 Only on CPU: elsewhere (GPU, TPU) a conditional costs a device-to-host sync, and their fusion
 heuristics do not have the problem. `PRDARTS_FUSION_BARRIERS=0` turns the barriers off (for
-measuring them; `benchmarks/search_step.py`).
+measuring them).
 """
 
 from __future__ import annotations
