@@ -43,7 +43,8 @@ POOLS = {
     "cycle1": ("maxpool3", "avgpool3", "skip", "conv_k3_d1"),
     "heavy": ("maxpool3", "skip", "conv_k3_d1_m1", "conv_k5_d1_m1", "conv_k7_d1", "conv_k5_d2"),
 }
-IMPL_SETS = {
+# (depthwise, pool) formulations per named set; None: the backend's default
+IMPL_SETS: dict[str, tuple[str | None, str | None]] = {
     "default": (None, None),                       # the backend's defaults, which a search uses
     "native": ("grouped", "reduce_window"),        # XLA's own grouped conv and reduce_window
     "dense": ("dense", "reduce_window"),
@@ -52,13 +53,8 @@ IMPL_SETS = {
 LR = 0.025
 
 
-def impl_set(name: str) -> tuple[str | None, str | None]:
-    """(depthwise, pool) formulations of a named set; None: the backend's default."""
-    return IMPL_SETS[name]
-
-
 def impl_label(name: str) -> str:
-    dw, pool = impl_set(name)
+    dw, pool = IMPL_SETS[name]
     dw = dw or primitives.default_impl("depthwise_conv")
     pool = pool or primitives.default_impl("max_pool3")
     return f"{dw}+{pool}"
@@ -97,7 +93,7 @@ def run_config(args: argparse.Namespace, pool: str, b: int, device: str) -> tupl
 
     contenders: dict[str, harness.Contender] = {}
     for impls in args.jax_impls.split(","):
-        dw, pl = impl_set(impls)
+        dw, pl = IMPL_SETS[impls]
         step = jax_steps.SearchStep(net, fused=args.fused)
         state = step.init_state(jax_steps.copy_tree(variables), jax_steps.copy_tree(alphas))
         with primitives.use_impls(dw, pl):

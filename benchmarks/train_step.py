@@ -26,7 +26,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import harness, jax_steps  # noqa: E402
-from benchmarks.search_step import IMPL_SETS, impl_label, impl_set, tolerances  # noqa: E402
+from benchmarks.search_step import IMPL_SETS, impl_label, tolerances  # noqa: E402
 from prdarts_jax import primitives  # noqa: E402
 from prdarts_jax.genotypes import load_genotype  # noqa: E402
 from prdarts_jax.network import Network  # noqa: E402
@@ -55,7 +55,7 @@ def run_config(args: argparse.Namespace, b: int, device: str) -> tuple[list, dic
 
     contenders: dict[str, harness.Contender] = {}
     for impls in args.jax_impls.split(","):
-        dw, pl = impl_set(impls)
+        dw, pl = IMPL_SETS[impls]
         step = jax_steps.TrainStep(net)
         state = step.init_state(jax_steps.copy_tree(variables))
         with primitives.use_impls(dw, pl):
