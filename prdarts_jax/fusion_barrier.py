@@ -34,13 +34,20 @@ ENV_VAR = "PRDARTS_FUSION_BARRIERS"
 
 
 def enabled(backend: str | None = None) -> bool:
-    """Whether :func:`materialize` places barriers for ``backend`` (default: JAX's default backend)."""
+    """Whether :func:`materialize` and :func:`isolate` place barriers for ``backend`` (default:
+    JAX's default backend)."""
     flag = os.environ.get(ENV_VAR, "").strip().lower()
     if flag in ("0", "false", "no", "off"):
         return False
     if flag not in ("", "1", "true", "yes", "on"):
         raise ValueError(f"{ENV_VAR}={flag!r} is not a switch; use 1 or 0")
     return (backend or jax.default_backend()).lower() == "cpu"
+
+
+def _first_is_number(x: jax.Array) -> jax.Array:
+    """A predicate XLA cannot fold: it reads the data (false only for NaN)."""
+    first = x.reshape(-1)[0]
+    return first == first
 
 
 def _times_one(v: jax.Array) -> jax.Array:
@@ -51,12 +58,7 @@ def materialize(x: jax.Array, backend: str | None = None) -> jax.Array:
     """``x``, computed once into its own buffer (forward and backward) on XLA:CPU; else ``x``."""
     if x.size == 0 or not enabled(backend):
         return x
-    first = x.reshape(-1)[0]
-    return lax.cond(first == first, _times_one, _times_one, x)
-
-
-def _is_number(first: jax.Array) -> jax.Array:
-    return first == first
+    return lax.cond(_first_is_number(x), _times_one, _times_one, x)
 
 
 def isolate(fn: Callable[..., jax.Array], fallback: Callable[..., jax.Array], *args: jax.Array,
@@ -75,4 +77,4 @@ def isolate(fn: Callable[..., jax.Array], fallback: Callable[..., jax.Array], *a
     """
     if not enabled(backend) or args[0].size == 0:
         return fn(*args)
-    return lax.cond(_is_number(args[0].reshape(-1)[0]), fn, fallback, *args)
+    return lax.cond(_first_is_number(args[0]), fn, fallback, *args)
