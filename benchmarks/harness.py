@@ -37,10 +37,13 @@ def environment(torch_device: str | None = None) -> dict[str, Any]:
     """Versions, devices and threads of both frameworks (torch only if importable)."""
     import jax
 
+    from prdarts_jax import host_memory
+
     env = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
            "jax": jax.__version__, "jax_backend": jax.default_backend(),
            "jax_device": str(jax.devices()[0].device_kind), "load": load_average(),
-           "xla_flags": repr(os.environ.get("XLA_FLAGS", ""))}
+           "xla_flags": repr(os.environ.get("XLA_FLAGS", "")),
+           "huge_pages": host_memory.huge_pages_on()}
     try:
         import torch
     except ImportError:
@@ -286,6 +289,18 @@ def add_torch_args(ap: argparse.ArgumentParser, device_help: str) -> None:
     ap.add_argument("--device", default="auto", help=device_help)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--malloc-defaults", action="store_true",
+                    help="do not restart with glibc's huge-page tunable, as the CLIs do on a "
+                         "CPU (prdarts_jax.host_memory); it holds for both frameworks alike")
+
+
+def restart_with_huge_pages() -> None:
+    """What the CLIs do first (`host_memory.restart_with_huge_pages`), unless
+    `--malloc-defaults` is among the arguments."""
+    from prdarts_jax import host_memory
+
+    if "--malloc-defaults" not in sys.argv[1:]:
+        host_memory.restart_with_huge_pages()
 
 
 def torch_device(args: argparse.Namespace, jax_backend: str) -> str:

@@ -229,4 +229,5 @@ def _memory_limit() -> int:
 
 
 if __name__ == "__main__":
+    harness.restart_with_huge_pages()
     main()

@@ -157,4 +157,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    harness.restart_with_huge_pages()
     main()

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Callable
 
+from prdarts_jax import host_memory
 from prdarts_jax.errors import (CheckpointError, NonFiniteLossError, SearchInterrupted,
                                 TrainingInterrupted)
 
@@ -19,6 +20,9 @@ def run_main(fn: Callable[[], object]) -> None:
                         force=True)
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if host_memory.huge_pages_on():
+        logging.info("host memory: glibc maps large buffers with transparent huge pages (%s=0: "
+                     "off)", host_memory.ENV)
     try:
         fn()
     except USER_ERRORS as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from prdarts_jax import host_memory
 from prdarts_jax.cli import run_main
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run directory.")
@@ -31,4 +32,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    host_memory.restart_with_huge_pages()
     app.run(main)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from absl import app, flags
 from ml_collections import config_flags
 
+from prdarts_jax import host_memory
 from prdarts_jax.cli import run_main
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Search config file.",
@@ -32,4 +33,5 @@ def _search() -> None:
 
 
 if __name__ == "__main__":
+    host_memory.restart_with_huge_pages()
     app.run(main)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from absl import app, flags
 from ml_collections import config_flags
 
+from prdarts_jax import host_memory
 from prdarts_jax.cli import run_main
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Retraining config file.",
@@ -42,4 +43,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    host_memory.restart_with_huge_pages()
     app.run(main)
