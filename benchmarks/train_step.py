@@ -118,7 +118,7 @@ def _after(first, fn):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--genotype", default="DL2")
     ap.add_argument("--channels", type=int, default=36)

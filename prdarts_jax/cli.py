@@ -20,9 +20,8 @@ def run_main(fn: Callable[[], object]) -> None:
                         force=True)
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if host_memory.huge_pages_on():
-        logging.info("host memory: glibc maps large buffers with transparent huge pages (%s=0: "
-                     "off)", host_memory.ENV)
+    if host_memory.describe():
+        logging.info(host_memory.describe())
     try:
         fn()
     except USER_ERRORS as err:

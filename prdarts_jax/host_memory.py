@@ -12,9 +12,11 @@ glibc reads tunables only when a process starts, so the CLIs (`python -m prdarts
 tunable added to `GLIBC_TUNABLES` (`restart_with_huge_pages`): same interpreter, arguments and
 environment otherwise. A tunable the user set already is left alone.
 
-`PRDARTS_HUGE_PAGES`: `auto` (default: only where JAX will run on the CPU — no accelerator plugin
-and no non-CPU `JAX_PLATFORMS` — and the kernel offers transparent huge pages), `1` (also with an
-accelerator), `0` (never).
+`PRDARTS_HUGE_PAGES`: `auto` (default: only where JAX will run on the CPU — `JAX_PLATFORMS`
+decides when set, otherwise no accelerator plugin may be installed), `1` (also with an
+accelerator), `0` (never). Either way only where the kernel's transparent huge pages are in
+`madvise` mode: glibc (2.36 here) acts on the tunable only there, and in `always` mode the
+kernel backs large mappings with huge pages by itself. Child processes inherit the tunable.
 
 Tried first and dropped: keeping freed memory in glibc's heap (mallopt: one arena, no mmap, no
 trim) was as fast, but the heap fragmented around XLA's aligned allocations and grew to three
@@ -104,30 +106,58 @@ def huge_page_environ(environ: Mapping[str, str] | None = None,
         return None
     glibc = glibc_version() if glibc is None else glibc
     thp = thp_mode() if thp is None else thp
-    if not glibc or glibc < GLIBC_MIN or thp not in ("always", "madvise"):
+    if not glibc or glibc < GLIBC_MIN or thp != "madvise":
         return None
     return {**environ, "GLIBC_TUNABLES": f"{tunables}:{TUNABLE}" if tunables else TUNABLE,
             _MARKER: "1"}
 
 
-def huge_pages_on(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether this process was started with glibc's huge-page tunable."""
+def huge_pages_on(environ: Mapping[str, str] | None = None,
+                  glibc: tuple[int, ...] | None = None, thp: str | None = None) -> bool:
+    """Whether this process was started with glibc's huge-page tunable and glibc acts on it."""
     environ = os.environ if environ is None else environ
-    return TUNABLE in environ.get("GLIBC_TUNABLES", "").split(":")
+    if TUNABLE not in environ.get("GLIBC_TUNABLES", "").split(":"):
+        return False
+    glibc = glibc_version() if glibc is None else glibc
+    thp = thp_mode() if thp is None else thp
+    return bool(glibc) and glibc >= GLIBC_MIN and thp == "madvise"
+
+
+def describe(environ: Mapping[str, str] | None = None) -> str:
+    """A log line saying huge pages are on and who set them ("" when they are off)."""
+    environ = os.environ if environ is None else environ
+    if not huge_pages_on(environ):
+        return ""
+    how = (f"{ENV}=0: off" if environ.get(_MARKER) == "1"
+           else "set in GLIBC_TUNABLES, not by prdarts_jax")
+    return f"host memory: glibc maps large buffers with transparent huge pages ({how})"
+
+
+def _restartable() -> bool:
+    """A program read from a file, `-m` or `-c`, not a REPL, stdin or a debugger session."""
+    return (bool(sys.executable) and not sys.flags.interactive and not hasattr(sys, "ps1")
+            and sys.argv[0] not in ("", "-") and sys.gettrace() is None)
 
 
 def restart_with_huge_pages() -> None:
     """Re-executes this process with `glibc.malloc.hugetlb=1` when that helps (module docstring).
 
     Call it first in a `__main__` block, before any work: the process is replaced. The
-    restarted process finds the tunable set and goes on.
+    restarted process finds the tunable set and goes on. Nothing happens in a REPL, a program
+    read from stdin or under a debugger; if the exec fails, the process goes on without.
     """
     try:
         environ = huge_page_environ()
     except ValueError as err:
-        sys.exit(f"error: {err}")
-    if environ is None:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    if environ is None or not _restartable():
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, sys.orig_argv, environ)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    try:
+        os.execve(sys.executable, sys.orig_argv, environ)
+    except OSError as err:
+        print(f"warning: could not restart with huge pages ({err}); going on without",
+              file=sys.stderr)

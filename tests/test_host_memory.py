@@ -44,7 +44,9 @@ def test_the_restart_environment_adds_the_tunable():
                                         glibc=(2, 36), thp="madvise")
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
     assert env["JAX_PLATFORMS"] == "cpu"
-    assert host_memory.huge_pages_on(env)
+    assert host_memory.huge_pages_on(env, glibc=(2, 36), thp="madvise")
+    assert not host_memory.huge_pages_on(env, glibc=(2, 34), thp="madvise")
+    assert not host_memory.huge_pages_on(env, glibc=(2, 36), thp="never")
     assert host_memory.huge_page_environ(env, glibc=(2, 36), thp="madvise") is None
 
 
@@ -55,6 +57,7 @@ def test_the_restart_environment_adds_the_tunable():
     (_CPU, (2, 34), "madvise"),                                     # glibc without the tunable
     (_CPU, (), "madvise"),                                          # not glibc
     (_CPU, (2, 36), "never"),                                       # kernel without THP
+    (_CPU, (2, 36), "always"),                      # the kernel does it; glibc ignores the tunable
 ])
 def test_no_restart_where_it_cannot_help_or_is_not_wanted(environ, glibc, thp):
     assert host_memory.huge_page_environ(environ, glibc=glibc, thp=thp) is None
@@ -62,8 +65,18 @@ def test_no_restart_where_it_cannot_help_or_is_not_wanted(environ, glibc, thp):
 
 def test_on_restarts_with_an_accelerator_too():
     env = host_memory.huge_page_environ({"JAX_PLATFORMS": "cuda", host_memory.ENV: "1"},
-                                        glibc=(2, 36), thp="always")
-    assert host_memory.huge_pages_on(env)
+                                        glibc=(2, 36), thp="madvise")
+    assert env is not None and host_memory.TUNABLE in env["GLIBC_TUNABLES"]
+
+
+def test_the_log_line_says_who_set_the_tunable(monkeypatch):
+    monkeypatch.setattr(host_memory, "glibc_version", lambda: (2, 36))
+    monkeypatch.setattr(host_memory, "thp_mode", lambda: "madvise")
+    ours = host_memory.huge_page_environ(_CPU)
+    assert f"{host_memory.ENV}=0: off" in host_memory.describe(ours)
+    theirs = {"GLIBC_TUNABLES": host_memory.TUNABLE}
+    assert "set in GLIBC_TUNABLES" in host_memory.describe(theirs)
+    assert host_memory.describe(_CPU) == ""
 
 
 _PROBE = textwrap.dedent("""
@@ -83,8 +96,13 @@ _PROBE = textwrap.dedent("""
 """)
 
 
+def _clean_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if k not in ("GLIBC_TUNABLES", host_memory._MARKER)}
+
+
 def _probe(setting: str) -> tuple[bool, list[int]]:
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env = _clean_environ()
     env.update(_CPU, **{host_memory.ENV: setting})
     out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
                          text=True, check=True, timeout=300).stdout.split()
@@ -106,11 +124,11 @@ def test_the_restarted_process_faults_in_far_fewer_pages_per_execution():
 @pytest.mark.skipif(host_memory.huge_page_environ({**_CPU, host_memory.ENV: "1"}) is None,
                     reason="needs glibc >= 2.35 and a kernel with transparent huge pages")
 def test_a_cli_restarts_itself_once_with_its_arguments():
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env = _clean_environ()
     env.update(_CPU, **{host_memory.ENV: "1"})
     done = subprocess.run([sys.executable, "-m", "prdarts_jax.train", "--config",
                            "configs/train_digits.py", "--count_params"], env=env,
-                          capture_output=True, text=True, timeout=300,
+                          capture_output=True, text=True, timeout=120,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("params: ")
@@ -121,6 +139,16 @@ def test_a_bad_setting_stops_a_cli_with_one_line():
     env = {**os.environ, **_CPU, host_memory.ENV: "maybe"}
     done = subprocess.run([sys.executable, "-m", "prdarts_jax.evaluate", "--workdir", "x"],
                           env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0
-    assert done.stderr.strip() == f"error: {host_memory.ENV}='maybe' is not understood: use " \
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"error: {host_memory.ENV}='maybe' is not understood: use " \
                                   "auto, 1 or 0"
+
+
+def test_a_program_read_from_stdin_goes_on_unrestarted():
+    env = _clean_environ()
+    env.update(_CPU, **{host_memory.ENV: "1"})
+    code = "from prdarts_jax import host_memory\nhost_memory.restart_with_huge_pages()\n" \
+           "print('went on', host_memory._MARKER in __import__('os').environ)\n"
+    done = subprocess.run([sys.executable, "-"], input=code, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == "went on False", done.stderr
