@@ -94,6 +94,13 @@ def thp_mode(path: str = THP_ENABLED) -> str:
     return text[start + 1:end] if 0 <= start < end else ""
 
 
+def _glibc_acts_on_tunable(glibc: tuple[int, ...] | None, thp: str | None) -> bool:
+    """glibc >= 2.35 with the kernel's huge pages in `madvise` mode (None: this machine's)."""
+    glibc = glibc_version() if glibc is None else glibc
+    thp = thp_mode() if thp is None else thp
+    return bool(glibc) and glibc >= GLIBC_MIN and thp == "madvise"
+
+
 def huge_page_environ(environ: Mapping[str, str] | None = None,
                       glibc: tuple[int, ...] | None = None,
                       thp: str | None = None) -> dict[str, str] | None:
@@ -104,9 +111,7 @@ def huge_page_environ(environ: Mapping[str, str] | None = None,
     if (wanted == "off" or _MARKER in environ or "glibc.malloc.hugetlb" in tunables
             or (wanted == "auto" and accelerator_expected(environ))):
         return None
-    glibc = glibc_version() if glibc is None else glibc
-    thp = thp_mode() if thp is None else thp
-    if not glibc or glibc < GLIBC_MIN or thp != "madvise":
+    if not _glibc_acts_on_tunable(glibc, thp):
         return None
     return {**environ, "GLIBC_TUNABLES": f"{tunables}:{TUNABLE}" if tunables else TUNABLE,
             _MARKER: "1"}
@@ -116,11 +121,8 @@ def huge_pages_on(environ: Mapping[str, str] | None = None,
                   glibc: tuple[int, ...] | None = None, thp: str | None = None) -> bool:
     """Whether this process was started with glibc's huge-page tunable and glibc acts on it."""
     environ = os.environ if environ is None else environ
-    if TUNABLE not in environ.get("GLIBC_TUNABLES", "").split(":"):
-        return False
-    glibc = glibc_version() if glibc is None else glibc
-    thp = thp_mode() if thp is None else thp
-    return bool(glibc) and glibc >= GLIBC_MIN and thp == "madvise"
+    return (TUNABLE in environ.get("GLIBC_TUNABLES", "").split(":")
+            and _glibc_acts_on_tunable(glibc, thp))
 
 
 def describe(environ: Mapping[str, str] | None = None) -> str:
