@@ -1,9 +1,12 @@
 """Shared parts of the side-by-side benchmarks: interleaved timing, memory, parity, tables.
 
 Timing: each framework's step is a callable that runs one step and waits for its results
-(`jax.block_until_ready`, `torch.cuda.synchronize`). After `warmup` calls of each, the callables
-run interleaved, A B A B …, so that a change of machine load hits both alike; the table gives the
-median, min and max over the timed calls.
+(`jax.block_until_ready`, `torch.cuda.synchronize`). Two orders (`--order`): `interleaved`
+(after `warmup` calls of each, A B A B …, so that a change of machine load hits both alike) and
+`blocks` (`warmup` untimed then `reps` timed calls of A, then the same of B: each framework's
+steps follow each other as in a real run, so what one step leaves behind in the process or the
+kernel meets the next step of the same framework). The table gives the median, min and max over
+the timed calls.
 
 Memory, the same quantity for both frameworks: the bytes resident between steps (weights, BN
 statistics, α, optimizer states, the batches) plus the peak of what one step allocates on top.
@@ -55,6 +58,15 @@ def environment(torch_device: str | None = None) -> dict[str, Any]:
     return env
 
 
+ORDERS = ("interleaved", "blocks")
+
+
+def _timed_call(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def interleaved(steps: dict[str, Callable[[], Any]], reps: int, warmup: int
                 ) -> dict[str, list[float]]:
     """Seconds per call of each step: `warmup` untimed calls each, then `reps` rounds in which
@@ -65,10 +77,28 @@ def interleaved(steps: dict[str, Callable[[], Any]], reps: int, warmup: int
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(reps):
         for name, fn in steps.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(_timed_call(fn))
     return times
+
+
+def blocks(steps: dict[str, Callable[[], Any]], reps: int, warmup: int
+           ) -> dict[str, list[float]]:
+    """Seconds per call of each step: one step after the other, `warmup` untimed and then
+    `reps` timed calls of it in a row."""
+    times: dict[str, list[float]] = {}
+    for name, fn in steps.items():
+        for _ in range(warmup):
+            fn()
+        times[name] = [_timed_call(fn) for _ in range(reps)]
+    return times
+
+
+def timed(steps: dict[str, Callable[[], Any]], reps: int, warmup: int, order: str
+          ) -> dict[str, list[float]]:
+    """`interleaved` or `blocks` timing (module docstring)."""
+    if order not in ORDERS:
+        raise ValueError(f"unknown timing order {order!r}; use one of {', '.join(ORDERS)}")
+    return (interleaved if order == "interleaved" else blocks)(steps, reps, warmup)
 
 
 @dataclasses.dataclass
@@ -134,13 +164,16 @@ class Contender:
 
 def compare(config: str, contenders: dict[str, Contender], *, reps: int, warmup: int,
             images_per_step: int, tolerances: tuple[float, float],
-            reference: str = "PyTorch eager") -> tuple[list[Row], dict]:
-    """Parity, memory and interleaved timing of contenders that start from the same state.
+            reference: str = "PyTorch eager", order: str = "interleaved"
+            ) -> tuple[list[Row], dict]:
+    """Parity, memory and timing (`order`, see `timed`) of contenders that start from the same
+    state.
 
     Parity: each contender takes two steps on the same batches; the first step's first loss
     (same weights) must agree with `reference`'s to `tolerances[0]` (relative), its other
     losses and the second step's first loss (after optimizer updates) to `tolerances[1]`.
-    These two steps count towards `warmup`.
+    These two steps count towards `warmup`; in `blocks` order each block still starts with at
+    least one untimed step (the first after another framework's block).
     """
     losses, first_call = {}, {}
     for name, c in contenders.items():
@@ -161,7 +194,8 @@ def compare(config: str, contenders: dict[str, Contender], *, reps: int, warmup:
               + check("first loss, relative difference", d_first, tolerances[0]) + "; "
               + check("next losses", d_next, tolerances[1]), flush=True)
     memory = {name: c.memory() for name, c in contenders.items()}
-    times = interleaved({n: c.run for n, c in contenders.items()}, reps, max(warmup - 2, 0))
+    times = timed({n: c.run for n, c in contenders.items()}, reps,
+                  max(warmup - 2, 0 if order == "interleaved" else 1), order)
     rows = []
     for name, c in contenders.items():
         compile_s = c.compile_seconds
@@ -289,6 +323,9 @@ def add_torch_args(ap: argparse.ArgumentParser, device_help: str) -> None:
     ap.add_argument("--device", default="auto", help=device_help)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--order", choices=ORDERS, default="interleaved",
+                    help="timed steps A B A B … (interleaved) or all of A, then all of B "
+                         "(blocks, as in a real run)")
     ap.add_argument("--malloc-defaults", action="store_true",
                     help="do not restart with glibc's huge-page tunable, as the CLIs do on a "
                          "CPU (prdarts_jax.host_memory); it holds for both frameworks alike")

@@ -14,7 +14,7 @@ batches (an α batch and a weight batch, `--image`² pixels, 3 channels). Then:
    the first α-step loss checks the network, the next two the optimizers' semantics;
 2. memory: resident state + the step's peak allocation (see `harness`);
 3. timing: `--warmup` untimed steps each, then `--reps` steps each, interleaved (JAX, PyTorch,
-   JAX, PyTorch, …).
+   JAX, PyTorch, …), or with `--order blocks` all of JAX's steps, then all of PyTorch's.
 
 JAX's compile time (trace + lower + compile of the step programs, cold: no persistent cache) is
 reported separately and never part of a step time; with `--torch-compile`, PyTorch's compile
@@ -137,7 +137,8 @@ def run_config(args: argparse.Namespace, pool: str, b: int, device: str) -> tupl
 
     contenders.update(harness.torch_contenders(torch_contender, args))
     return harness.compare(config, contenders, reps=args.reps, warmup=args.warmup,
-                           images_per_step=2 * b, tolerances=tolerances())
+                           images_per_step=2 * b, tolerances=tolerances(),
+                           order=args.order)
 
 
 def controller_batch(bytes_at: dict[int, int], limit: int) -> int:
@@ -188,7 +189,7 @@ def main() -> None:
     env = harness.environment(device)
     print(" ".join(f"{k}={v}" for k, v in env.items()))
     print(f"search step: C={args.channels}, {args.layers} cells, {args.image}x{args.image}x3, "
-          f"{args.classes} classes, reps={args.reps}, warmup={args.warmup}\n", flush=True)
+          f"{args.classes} classes, reps={args.reps}, warmup={args.warmup}, order={args.order}\n", flush=True)
     sizes = [s for s in args.batch.split(",") if s != "auto"]
     rows, parity, memory = [], {}, {}
     for pool in args.pools.split(","):

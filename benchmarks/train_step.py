@@ -9,7 +9,7 @@ cell 2L//3, drop path) on the same weights (drawn in JAX, ported to PyTorch) and
 step (loss CE + 0.4·aux CE, SGD momentum 0.9, weight decay 3e-4, clip 5) on the same batch.
 Parity: the first two steps run with drop path off (random masks cannot agree between
 frameworks) and their losses must agree; the timed steps use `--drop-prob` (default 0.2, about
-the middle of the 0 → 0.3 ramp). Then memory and interleaved timing as in `search_step.py`;
+the middle of the 0 → 0.3 ramp). Then memory and timing (`--order`) as in `search_step.py`;
 images/s counts one batch per step.
 """
 
@@ -106,7 +106,8 @@ def run_config(args: argparse.Namespace, b: int, device: str) -> tuple[list, dic
     # steps (tests/test_torch_reference.py checks its loss); so a looser second tolerance here.
     first, after = tolerances()
     return harness.compare(config, contenders, reps=args.reps, warmup=args.warmup,
-                           images_per_step=b, tolerances=(first, 10 * after))
+                           images_per_step=b, tolerances=(first, 10 * after),
+                           order=args.order)
 
 
 def _after(first, fn):
@@ -140,7 +141,7 @@ def main() -> None:
     print(" ".join(f"{k}={v}" for k, v in env.items()))
     print(f"train step: {args.genotype}, C={args.channels}, {args.layers} cells, "
           f"{args.image}x{args.image}x3, {args.classes} classes, drop path {args.drop_prob}, "
-          f"reps={args.reps}, warmup={args.warmup}\n", flush=True)
+          f"reps={args.reps}, warmup={args.warmup}, order={args.order}\n", flush=True)
     rows, parity = [], {}
     for b in (int(s) for s in args.batch.split(",")):
         r, p = run_config(args, b, device)
