@@ -237,24 +237,24 @@ def _dw_shift_dx(g, w, h, wd, stride, dilation, pad):
     return out
 
 
-_DW_CHUNK = 16
-
-
 def _dw_shift_dw(x, g, k, stride, dilation, pad):
-    """Kernel gradient: per chunk of ``_DW_CHUNK`` channels, all ``k * k`` tap
-    reductions in one variadic reduce (one pass over the input)."""
+    """Kernel gradient: all ``k * k`` tap products reduced over the pixels of each image in one
+    variadic reduce (one pass over the input), then over the batch.
+
+    Reducing to per-image partial sums first lets XLA:CPU split the work over the images (a
+    reduction straight to ``(C,)`` ran on one core): 2-3x faster on the retraining network's
+    shapes (7x7, 96x32x32x36: 45 -> 19 ms), never slower on the supernet's.
+    """
     acc = jnp.promote_types(x.dtype, jnp.float32)
     xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))).astype(acc)
     g = g.astype(acc)
     ho, wo = g.shape[1:3]
     zero = np.asarray(0, acc)
-    chunks = []
-    for c0 in range(0, x.shape[-1], _DW_CHUNK):
-        xc, gc = xp[..., c0:c0 + _DW_CHUNK], g[..., c0:c0 + _DW_CHUNK]
-        prods = tuple(_shifted(xc, i * dilation, j * dilation, ho, wo, stride) * gc for i in range(k) for j in range(k))
-        sums = lax.reduce(prods, (zero,) * len(prods), lambda a, b: tuple(u + v for u, v in zip(a, b)), (0, 1, 2))
-        chunks.append(jnp.stack(sums).reshape(k, k, -1))
-    return jnp.concatenate(chunks, axis=-1).astype(x.dtype)
+    prods = tuple(_shifted(xp, i * dilation, j * dilation, ho, wo, stride) * g
+                  for i in range(k) for j in range(k))
+    per_image = lax.reduce(prods, (zero,) * len(prods),
+                           lambda a, b: tuple(u + v for u, v in zip(a, b)), (1, 2))
+    return jnp.stack(per_image).sum(axis=1).reshape(k, k, -1).astype(x.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))

@@ -109,8 +109,9 @@ def test_depthwise_numpy_reference_and_shapes():
                           jnp.zeros((1, 32, 32, 2)), jnp.zeros((3, 3, 2))).shape == (1, 16, 16, 2)
 
 
-def test_shift_vjp_channel_chunks_and_second_order():
-    """The hand-written backward across channel chunks (C > 16), and grad of grad."""
+def test_shift_vjp_many_channels_and_second_order():
+    """The hand-written backward with more channels than a SIMD register holds (C > 16), and
+    grad of grad."""
     x, w = jnp.asarray(_rand((1, 6, 5, 20), 7)), jnp.asarray(_rand((3, 3, 20), 8))
 
     def loss(x, w, impl):
