@@ -1,4 +1,4 @@
-"""Shared parts of the side-by-side benchmarks: interleaved timing, memory, parity, tables.
+"""Shared parts of the side-by-side benchmarks: timing orders, memory, parity, tables.
 
 Timing: each framework's step is a callable that runs one step and waits for its results
 (`jax.block_until_ready`, `torch.cuda.synchronize`). Two orders (`--order`): `interleaved`

@@ -189,7 +189,8 @@ def main() -> None:
     env = harness.environment(device)
     print(" ".join(f"{k}={v}" for k, v in env.items()))
     print(f"search step: C={args.channels}, {args.layers} cells, {args.image}x{args.image}x3, "
-          f"{args.classes} classes, reps={args.reps}, warmup={args.warmup}, order={args.order}\n", flush=True)
+          f"{args.classes} classes, reps={args.reps}, warmup={args.warmup}, "
+          f"order={args.order}\n", flush=True)
     sizes = [s for s in args.batch.split(",") if s != "auto"]
     rows, parity, memory = [], {}, {}
     for pool in args.pools.split(","):
