@@ -81,6 +81,38 @@ def test_batchnorm_pytorch_semantics():
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("affine", [False, True])
+def test_batchnorm_gradient_matches_autodiff_of_the_formula(affine):
+    """The hand-written backward of training-mode BN equals autodiff through mean and variance
+    (and its own gradient, grad of grad, is defined)."""
+    x = jax.random.normal(KEY, (4, 3, 3, 5)) * 2 + 0.5
+    ct = jax.random.normal(jax.random.PRNGKey(2), x.shape)
+    bn = BatchNorm(affine=affine)
+    v = bn.init(KEY, x, False)
+    if affine:
+        v = {**v, "params": {"scale": jnp.arange(1.0, 6.0), "bias": jnp.arange(5.0)}}
+
+    def loss(x, params):
+        y, _ = bn.apply({**v, "params": params}, x, True, mutable=["batch_stats"])
+        return jnp.sum(y * ct)
+
+    def formula(x, params):
+        mean = x.mean((0, 1, 2))
+        y = (x - mean) / jnp.sqrt(jnp.square(x - mean).mean((0, 1, 2)) + 1e-5)
+        if affine:
+            y = y * params["scale"] + params["bias"]
+        return jnp.sum(y * ct)
+
+    params = v.get("params", {})
+    got = jax.grad(loss, argnums=(0, 1))(x, params)
+    want = jax.grad(formula, argnums=(0, 1))(x, params)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
+    assert np.abs(np.asarray(got[0])).max() > 1e-2
+    second = jax.grad(lambda x: jnp.sum(jnp.square(jax.grad(loss)(x, params))))(x)
+    want2 = jax.grad(lambda x: jnp.sum(jnp.square(jax.grad(formula)(x, params))))(x)
+    np.testing.assert_allclose(second, want2, rtol=1e-3, atol=1e-4)
+
+
 def test_make_op_rejects_bad_stride():
     with pytest.raises(ValueError, match="stride"):
         make_op(OpSpec.conv(3), C, 3, False)
