@@ -58,9 +58,6 @@ def environment(torch_device: str | None = None) -> dict[str, Any]:
     return env
 
 
-ORDERS = ("interleaved", "blocks")
-
-
 def _timed_call(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -93,12 +90,16 @@ def blocks(steps: dict[str, Callable[[], Any]], reps: int, warmup: int
     return times
 
 
+_TIMINGS = {"interleaved": interleaved, "blocks": blocks}
+ORDERS = tuple(_TIMINGS)
+
+
 def timed(steps: dict[str, Callable[[], Any]], reps: int, warmup: int, order: str
           ) -> dict[str, list[float]]:
     """`interleaved` or `blocks` timing (module docstring)."""
-    if order not in ORDERS:
+    if order not in _TIMINGS:
         raise ValueError(f"unknown timing order {order!r}; use one of {', '.join(ORDERS)}")
-    return (interleaved if order == "interleaved" else blocks)(steps, reps, warmup)
+    return _TIMINGS[order](steps, reps, warmup)
 
 
 @dataclasses.dataclass

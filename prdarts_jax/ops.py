@@ -93,6 +93,7 @@ class BatchNorm(nn.Module):
         if train:
             y = _normalize(x)
             if not self.is_initializing():
+                # the same reductions as inside _normalize: XLA computes them once (CSE)
                 mean, var = _batch_moments(jax.lax.stop_gradient(x))
                 n = math.prod(x.shape[:-1])
                 unbiased = var * (n / max(n - 1, 1))
