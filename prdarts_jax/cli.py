@@ -20,9 +20,9 @@ def run_main(fn: Callable[[], object]) -> None:
                         force=True)
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    huge_pages = host_memory.describe()
-    if huge_pages:
-        logging.info(huge_pages)
+    host = host_memory.describe()
+    if host:
+        logging.info(host)
     try:
         fn()
     except USER_ERRORS as err:

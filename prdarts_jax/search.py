@@ -33,5 +33,5 @@ def _search() -> None:
 
 
 if __name__ == "__main__":
-    host_memory.restart_with_huge_pages()
+    host_memory.restart()
     app.run(main)

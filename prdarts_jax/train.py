@@ -43,5 +43,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    host_memory.restart_with_huge_pages()
+    host_memory.restart()
     app.run(main)
