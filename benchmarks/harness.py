@@ -13,6 +13,13 @@ statistics, α, optimizer states, the batches) plus the peak of what one step al
 JAX: XLA's buffer assignment of the compiled programs (exact, every backend). PyTorch: on a GPU
 the caching allocator's peak (`torch.cuda.max_memory_allocated`, which includes the resident
 bytes); on a CPU the rise of the process's resident-memory high-water mark during one step.
+
+A third order, `processes`, runs each framework in a process of its own (`run_in_processes`:
+the same script again, `blocks` order, one framework each) so that each runs with the host
+allocator that suits it: JAX with what the CLIs pick (`prdarts_jax.host_memory`: jemalloc, which
+made PyTorch's CPU steps up to 3x slower in the same process), PyTorch with glibc's huge pages
+(`process_environ`). Both draw the same weights and batches from the same seed, so the parent
+checks parity on the losses the two processes report.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ def load_average() -> str:
 
 
 def environment(torch_device: str | None = None) -> dict[str, Any]:
-    """Versions, devices and threads of both frameworks (torch only if importable)."""
+    """Versions, devices and threads of both frameworks (torch only if it is timed, on
+    `torch_device`, and importable)."""
     import jax
 
     from prdarts_jax import host_memory
@@ -46,13 +54,15 @@ def environment(torch_device: str | None = None) -> dict[str, Any]:
            "jax": jax.__version__, "jax_backend": jax.default_backend(),
            "jax_device": str(jax.devices()[0].device_kind), "load": load_average(),
            "xla_flags": repr(os.environ.get("XLA_FLAGS", "")),
-           "huge_pages": host_memory.huge_pages_on()}
+           "host_memory": host_memory.active() or "glibc defaults"}
+    if torch_device is None:
+        return env
     try:
         import torch
     except ImportError:
         return env
     env.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-               torch_device=torch_device or "cpu")
+               torch_device=torch_device)
     if torch_device and torch_device.startswith("cuda"):
         env["torch_device_name"] = torch.cuda.get_device_name(torch_device)
     return env
@@ -92,6 +102,8 @@ def blocks(steps: dict[str, Callable[[], Any]], reps: int, warmup: int
 
 _TIMINGS = {"interleaved": interleaved, "blocks": blocks}
 ORDERS = tuple(_TIMINGS)
+PROCESSES = "processes"
+FRAMEWORKS = ("both", "jax", "torch")
 
 
 def timed(steps: dict[str, Callable[[], Any]], reps: int, warmup: int, order: str
@@ -113,6 +125,7 @@ class Row:
     memory_bytes: int | None = None
     compile_seconds: float | None = None
     note: str = ""
+    losses: tuple[float, ...] = ()
 
     @property
     def median(self) -> float:
@@ -182,6 +195,27 @@ def compare(config: str, contenders: dict[str, Contender], *, reps: int, warmup:
         first = c.run()
         first_call[name] = time.perf_counter() - t0
         losses[name] = (*first, c.run()[0])
+    parity = check_parity(config, losses, tolerances, reference)
+    memory = {name: c.memory() for name, c in contenders.items()}
+    times = timed({n: c.run for n, c in contenders.items()}, reps,
+                  max(warmup - 2, 0 if order == "interleaved" else 1), order)
+    rows = []
+    for name, c in contenders.items():
+        compile_s = c.compile_seconds
+        if c.compiles_on_first_call:
+            compile_s = first_call[name] - statistics.median(times[name])
+        rows.append(Row(config, name, times[name], images_per_step, memory[name], compile_s,
+                        losses=losses[name]))
+    return rows, parity
+
+
+def check_parity(config: str, losses: dict[str, tuple[float, ...]],
+                 tolerances: tuple[float, float], reference: str = "PyTorch eager"
+                 ) -> dict[str, dict]:
+    """Compares each contender's parity losses with `reference`'s and prints the verdicts (see
+    `compare`); {} when `reference` was not run."""
+    if reference not in losses:
+        return {}
     parity = {}
     base = losses[reference]
     for name, ls in losses.items():
@@ -194,16 +228,7 @@ def compare(config: str, contenders: dict[str, Contender], *, reps: int, warmup:
         print(f"  {config}: {name} vs {reference}: losses {ls[0]:.6f} / {base[0]:.6f}; "
               + check("first loss, relative difference", d_first, tolerances[0]) + "; "
               + check("next losses", d_next, tolerances[1]), flush=True)
-    memory = {name: c.memory() for name, c in contenders.items()}
-    times = timed({n: c.run for n, c in contenders.items()}, reps,
-                  max(warmup - 2, 0 if order == "interleaved" else 1), order)
-    rows = []
-    for name, c in contenders.items():
-        compile_s = c.compile_seconds
-        if c.compiles_on_first_call:
-            compile_s = first_call[name] - statistics.median(times[name])
-        rows.append(Row(config, name, times[name], images_per_step, memory[name], compile_s))
-    return rows, parity
+    return parity
 
 
 # ----------------------------------------------------------------------------- torch helpers
@@ -247,12 +272,13 @@ def torch_peak_bytes(step: Callable[[], Any], device: str, resident: int) -> int
         step()
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device))
-    import ctypes
     import gc
+
+    from prdarts_jax import host_memory
 
     try:
         gc.collect()
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        host_memory.release_free_memory()
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")                    # resets VmHWM to the current VmRSS
         before = _proc_status_bytes("VmRSS")["VmRSS"]
@@ -306,7 +332,9 @@ def torch_contenders(make: Callable[..., Contender], args: argparse.Namespace
                      ) -> dict[str, Contender]:
     """The PyTorch contenders `add_torch_args`' options ask for: eager, with `--torch-compile`
     compiled too, and eager at each `--torch-extra-threads` count.
-    `make(compile_model, threads=0)` builds one."""
+    `make(compile_model, threads=0)` builds one. None with `--frameworks jax`."""
+    if args.frameworks == "jax":
+        return {}
     out = {"PyTorch eager": make(False)}
     if args.torch_compile:
         out["PyTorch compile"] = make(True)
@@ -324,25 +352,114 @@ def add_torch_args(ap: argparse.ArgumentParser, device_help: str) -> None:
     ap.add_argument("--device", default="auto", help=device_help)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="also write the results here")
-    ap.add_argument("--order", choices=ORDERS, default="interleaved",
-                    help="timed steps A B A B … (interleaved) or all of A, then all of B "
-                         "(blocks, as in a real run)")
+    ap.add_argument("--order", choices=(*ORDERS, PROCESSES), default="interleaved",
+                    help="timed steps A B A B … (interleaved), all of A, then all of B "
+                         "(blocks, as in a real run), or blocks with each framework in a "
+                         "process of its own, JAX with the CLIs' host allocator and PyTorch "
+                         "with glibc's defaults (processes)")
+    ap.add_argument("--frameworks", choices=FRAMEWORKS, default="both",
+                    help="time only these (what --order processes runs in each process; "
+                         "parity needs both)")
     ap.add_argument("--malloc-defaults", action="store_true",
-                    help="do not restart with glibc's huge-page tunable, as the CLIs do on a "
-                         "CPU (prdarts_jax.host_memory); it holds for both frameworks alike")
+                    help="do not restart with jemalloc or glibc's huge pages, as the CLIs do on "
+                         "a CPU (prdarts_jax.host_memory); either holds for both frameworks")
 
 
-def restart_with_huge_pages() -> None:
-    """What the CLIs do first (`host_memory.restart_with_huge_pages`), unless
-    `--malloc-defaults` is among the arguments."""
+def restart_host_memory(argv: Sequence[str] | None = None) -> None:
+    """What the CLIs do first (`host_memory.restart`), unless `--malloc-defaults` is among the
+    arguments or `--order processes` leaves the choice to the processes it starts."""
     from prdarts_jax import host_memory
 
-    if "--malloc-defaults" not in sys.argv[1:]:
-        host_memory.restart_with_huge_pages()
+    argv = sys.argv[1:] if argv is None else argv
+    if "--malloc-defaults" not in argv and _order(argv) != PROCESSES:
+        host_memory.restart()
 
 
-def torch_device(args: argparse.Namespace, jax_backend: str) -> str:
-    """Imports PyTorch (one-line exit if missing), sets its threads, resolves `--device`."""
+def _order(argv: Sequence[str]) -> str | None:
+    """The last `--order` value in `argv` (argparse's rule), read before argparse runs."""
+    order = None
+    for i, arg in enumerate(argv):
+        if arg == "--order" and i + 1 < len(argv):
+            order = argv[i + 1]
+        elif arg.startswith("--order="):
+            order = arg.split("=", 1)[1]
+    return order
+
+
+def process_argv(argv: Sequence[str], framework: str, json_path: str) -> list[str]:
+    """The arguments of one framework's process under `--order processes`: the user's, then
+    overrides (argparse keeps the last value): blocks order, that framework only, its JSON."""
+    return [*argv, "--order", "blocks", "--frameworks", framework, "--json", json_path]
+
+
+def process_environ(environ: dict[str, str], framework: str) -> dict[str, str]:
+    """The environment of one framework's process: JAX's as the user's (the CLIs' choice of
+    host allocator applies); PyTorch's with glibc's huge pages where glibc acts on them, the
+    fastest of the settings we tried for it (paper-scale retraining step: 8.4 s against 10.1 s
+    with glibc's defaults; jemalloc slowed it down). `--malloc-defaults` still holds for both."""
+    from prdarts_jax import host_memory
+
+    if framework == "jax":
+        return dict(environ)
+    return {**environ, host_memory.ENV: "huge_pages"}
+
+
+def merge_processes(results: Sequence[dict], tolerances: tuple[float, float],
+                    reference: str = "PyTorch eager") -> tuple[list[Row], dict]:
+    """One framework's rows per process (their JSON), merged per configuration in the order
+    they came, with parity checked on the losses each process reported."""
+    rows = [Row(**{k: (tuple(v) if k == "losses" else v) for k, v in r.items()
+                   if k in _ROW_FIELDS})
+            for result in results for r in result["rows"]]
+    configs = list(dict.fromkeys(r.config for r in rows))
+    merged, parity = [], {}
+    for config in configs:
+        mine = [r for r in rows if r.config == config]
+        merged += mine
+        found = check_parity(config, {r.framework: r.losses for r in mine}, tolerances,
+                             reference)
+        parity.update({f"{config} {k}": v for k, v in found.items()})
+    return merged, parity
+
+
+_ROW_FIELDS = {f.name for f in dataclasses.fields(Row)}
+
+
+def run_in_processes(script: str, argv: Sequence[str], tolerances: tuple[float, float],
+                     json_path: str = "") -> None:
+    """`--order processes`: runs `script` once per framework (`process_argv`), each process
+    printing its own environment and rows, then prints the merged table and parity; exits with
+    one line if a process fails."""
+    import subprocess
+    import tempfile
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for framework in ("jax", "torch"):
+            path = os.path.join(tmp, f"{framework}.json")
+            print(f"== {framework}, a process of its own", flush=True)
+            done = subprocess.run([sys.executable, script, *process_argv(argv, framework, path)],
+                                  env=process_environ(dict(os.environ), framework))
+            if done.returncode != 0:
+                sys.exit(f"error: the {framework} process failed (exit {done.returncode}); "
+                         "its output is above")
+            with open(path) as f:
+                results.append(json.load(f))
+    print("\n== merged")
+    rows, parity = merge_processes(results, tolerances)
+    print(table(rows))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"environments": [r["environment"] for r in results],
+                       "rows": [r.to_json() for r in rows], "parity": parity,
+                       "order": PROCESSES}, f, indent=1)
+
+
+def torch_device(args: argparse.Namespace, jax_backend: str) -> str | None:
+    """Imports PyTorch (one-line exit if missing), sets its threads, resolves `--device`;
+    None (no import) when only JAX is timed."""
+    if args.frameworks == "jax":
+        return None
     try:
         import torch
     except ImportError:

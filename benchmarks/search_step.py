@@ -66,13 +66,10 @@ def tolerances() -> tuple[float, float]:
     return (1e-4, 1e-3) if jax.default_backend() == "cpu" else (1e-2, 2e-2)
 
 
-def run_config(args: argparse.Namespace, pool: str, b: int, device: str) -> tuple[list, dict]:
+def run_config(args: argparse.Namespace, pool: str, b: int, device: str | None
+               ) -> tuple[list, dict]:
     """Builds both networks for one (pool, batch size), checks parity, times; returns the rows
     and the parity numbers."""
-    import torch
-
-    from benchmarks import torch_reference as ref
-
     config = f"{pool} b={b}"
     ops = tuple(OpSpec.parse(o) for o in POOLS[pool])
     edges = (ops,) * 14
@@ -85,14 +82,10 @@ def run_config(args: argparse.Namespace, pool: str, b: int, device: str) -> tupl
           for _ in range(2)]
     ys = [rng.integers(0, args.classes, b).astype(np.int32) for _ in range(2)]
     j_batch = [jnp.asarray(xs[0]), jnp.asarray(ys[0]), jnp.asarray(xs[1]), jnp.asarray(ys[1])]
-    t_batch = [torch.from_numpy(np.ascontiguousarray(xs[0].transpose(0, 3, 1, 2))).to(device),
-               torch.from_numpy(ys[0].astype(np.int64)).to(device),
-               torch.from_numpy(np.ascontiguousarray(xs[1].transpose(0, 3, 1, 2))).to(device),
-               torch.from_numpy(ys[1].astype(np.int64)).to(device)]
     batch_bytes = 2 * (xs[0].nbytes + ys[0].nbytes)
 
     contenders: dict[str, harness.Contender] = {}
-    for impls in args.jax_impls.split(","):
+    for impls in args.jax_impls.split(",") if args.frameworks != "torch" else ():
         dw, pl = IMPL_SETS[impls]
         step = jax_steps.SearchStep(net, fused=args.fused)
         state = step.init_state(jax_steps.copy_tree(variables), jax_steps.copy_tree(alphas))
@@ -111,6 +104,14 @@ def run_config(args: argparse.Namespace, pool: str, b: int, device: str) -> tupl
         print(f"  {config}: {name} compiled in {compiled.seconds:.1f} s", flush=True)
 
     def torch_contender(compile_model: bool, threads: int = 0) -> harness.Contender:
+        import torch
+
+        from benchmarks import torch_reference as ref
+
+        t_batch = [torch.from_numpy(np.ascontiguousarray(xs[0].transpose(0, 3, 1, 2))).to(device),
+                   torch.from_numpy(ys[0].astype(np.int64)).to(device),
+                   torch.from_numpy(np.ascontiguousarray(xs[1].transpose(0, 3, 1, 2))).to(device),
+                   torch.from_numpy(ys[1].astype(np.int64)).to(device)]
         model = ref.SearchNetwork(edges, edges, args.classes, args.channels, args.layers).to(device)
         ref.load_jax_variables(model, variables)
         model.train()
@@ -181,6 +182,12 @@ def main() -> None:
                     "slow the other formulations down)")
     harness.add_torch_args(ap, "PyTorch device: auto (cuda if JAX runs on a GPU), cpu, cuda")
     args = ap.parse_args()
+    if args.order == harness.PROCESSES:
+        if "auto" in args.batch.split(","):
+            sys.exit("error: --batch auto needs one process for both frameworks: use --order "
+                     "blocks or interleaved, or name the batch size")
+        harness.run_in_processes(__file__, sys.argv[1:], tolerances(), args.json)
+        return
     if not args.no_search_xla_flags and all(IMPL_SETS[n][0] == "dense"
                                             for n in args.jax_impls.split(",")):
         xla_options.apply()     # before the backend starts, as a search with dense convs does
@@ -200,8 +207,10 @@ def main() -> None:
             rows += r
             print(harness.table(r).split("\n", 2)[2], flush=True)
             parity.update({f"{pool} b={b} {k}": v for k, v in p.items()})
-            memory[(pool, b)] = next(x.memory_bytes for x in r if x.framework.startswith("JAX"))
-            if "auto" in args.batch.split(",") and i == len(pool_sizes) - 1:
+            memory[(pool, b)] = next((x.memory_bytes for x in r
+                                      if x.framework.startswith("JAX")), None)
+            if ("auto" in args.batch.split(",") and i == len(pool_sizes) - 1
+                    and memory[(pool, b)] is not None):
                 limit = _memory_limit()
                 auto = controller_batch({bb: memory[(pool, bb)] for bb in pool_sizes}, limit)
                 print(f"  {pool}: the batch-size controller would pick b={auto} "
@@ -231,5 +240,5 @@ def _memory_limit() -> int:
 
 
 if __name__ == "__main__":
-    harness.restart_with_huge_pages()
+    harness.restart_host_memory()
     main()

@@ -51,3 +51,49 @@ def test_compare_counts_parity_steps_as_warmup(order, warmup, untimed):
         assert log[4:] == ["x"] * (untimed + 3) + ["ref"] * (untimed + 3)
     assert [r.framework for r in rows] == ["x", "ref"] and all(len(r.times) == 3 for r in rows)
     assert "| cfg | x |" in harness.table(rows, reference="ref")
+
+
+def test_processes_run_each_framework_with_its_own_arguments():
+    argv = ["--pools", "cycle1", "--order", "processes", "--json", "out.json"]
+    jax_argv = harness.process_argv(argv, "jax", "/tmp/j.json")
+    torch_argv = harness.process_argv(argv, "torch", "/tmp/t.json")
+    assert harness._order(jax_argv) == "blocks"
+    assert jax_argv[-4:] == ["--frameworks", "jax", "--json", "/tmp/j.json"]
+    assert torch_argv[-4:] == ["--frameworks", "torch", "--json", "/tmp/t.json"]
+    from prdarts_jax import host_memory
+    user = {"PATH": "/bin", host_memory.ENV: "auto"}
+    assert harness.process_environ(user, "jax") == user
+    assert harness.process_environ(user, "torch") == {"PATH": "/bin",
+                                                      host_memory.ENV: "huge_pages"}
+    assert harness._order(["--order=processes"]) == harness.PROCESSES
+    assert harness._order(["--reps", "3"]) is None
+
+
+def test_the_parent_of_the_processes_does_not_restart(monkeypatch):
+    from prdarts_jax import host_memory
+
+    calls = []
+    monkeypatch.setattr(host_memory, "restart", lambda: calls.append(1))
+    harness.restart_host_memory(["--order", "processes"])
+    harness.restart_host_memory(["--order", "blocks", "--malloc-defaults"])
+    assert calls == []
+    harness.restart_host_memory(["--order", "blocks"])
+    assert calls == [1]
+
+
+def _result(framework, loss, config="cfg"):
+    row = harness.Row(config, framework, [0.5, 0.6, 0.7], 8, 1 << 20, None, losses=(loss, loss))
+    return {"environment": {}, "rows": [row.to_json()]}
+
+
+def test_merge_processes_checks_parity_on_the_reported_losses(capsys):
+    rows, parity = harness.merge_processes(
+        [_result("JAX", 2.0), _result("PyTorch eager", 2.0 * (1 + 1e-6))], (1e-4, 1e-3))
+    assert [r.framework for r in rows] == ["JAX", "PyTorch eager"]
+    assert rows[0].losses == (2.0, 2.0) and rows[0].median == 0.6
+    assert parity["cfg JAX"]["first"] == pytest.approx(1e-6, rel=1e-3)
+    assert "cfg: JAX vs PyTorch eager: losses 2.000000" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="parity check failed: first loss"):
+        harness.merge_processes([_result("JAX", 2.1), _result("PyTorch eager", 2.0)],
+                                (1e-4, 1e-3))
+    assert "| cfg | JAX | 600.0 |" in harness.table(rows)

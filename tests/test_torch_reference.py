@@ -10,6 +10,7 @@ networks this small that costs no more than compiling them, and the ops are the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -199,3 +200,31 @@ def test_benchmark_steps_need_neither_tfds_nor_ml_collections():
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("built")
+
+
+def test_processes_order_times_each_framework_apart_and_checks_parity(tmp_path):
+    """`--order processes`: one process per framework, then the merged table, parity checked
+    on the losses both report (tiny final network)."""
+    from prdarts_jax import host_memory
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "merged.json"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    for key in ("LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES", host_memory._MARKER):
+        env.pop(key, None)
+    done = subprocess.run(
+        [sys.executable, "benchmarks/train_step.py", "--channels", "4", "--layers", "3",
+         "--image", "8", "--batch", "4", "--reps", "1", "--warmup", "2", "--order", "processes",
+         "--json", str(out)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("a process of its own") == 2
+    result = json.loads(out.read_text())
+    assert [r["framework"] for r in result["rows"]] == ["JAX shift_vjp+separable",
+                                                       "PyTorch eager"]
+    assert result["parity"]["DL2 C=4 L=3 b=4 JAX shift_vjp+separable"]["first"] < 1e-4
+    jax_env, torch_env = result["environments"]
+    assert "torch" not in jax_env and torch_env["torch_device"] == "cpu"
+    expected = {"jemalloc": host_memory.find_jemalloc() is not None}
+    assert (jax_env["host_memory"] == "jemalloc") is expected["jemalloc"]
+    assert torch_env["host_memory"] in ("huge_pages", "glibc defaults")
+    assert torch_env["host_memory"] != "jemalloc"
