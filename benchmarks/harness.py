@@ -332,7 +332,7 @@ def torch_contenders(make: Callable[..., Contender], args: argparse.Namespace
                      ) -> dict[str, Contender]:
     """The PyTorch contenders `add_torch_args`' options ask for: eager, with `--torch-compile`
     compiled too, and eager at each `--torch-extra-threads` count.
-    `make(compile_model, threads=0)` builds one. None with `--frameworks jax`."""
+    `make(compile_model, threads=0)` builds one. Empty with `--frameworks jax`."""
     if args.frameworks == "jax":
         return {}
     out = {"PyTorch eager": make(False)}
@@ -356,7 +356,7 @@ def add_torch_args(ap: argparse.ArgumentParser, device_help: str) -> None:
                     help="timed steps A B A B … (interleaved), all of A, then all of B "
                          "(blocks, as in a real run), or blocks with each framework in a "
                          "process of its own, JAX with the CLIs' host allocator and PyTorch "
-                         "with glibc's defaults (processes)")
+                         "with glibc's huge pages (processes)")
     ap.add_argument("--frameworks", choices=FRAMEWORKS, default="both",
                     help="time only these (what --order processes runs in each process; "
                          "parity needs both)")

@@ -48,7 +48,6 @@ from collections.abc import Mapping
 ENV = "PRDARTS_HOST_MEMORY"
 LEGACY_ENV = "PRDARTS_HUGE_PAGES"
 JEMALLOC_ENV = "PRDARTS_JEMALLOC"
-REMEDIES = ("jemalloc", "huge_pages")
 TUNABLE = "glibc.malloc.hugetlb=1"
 JEMALLOC_CONF = "narenas:1,oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 GLIBC_MIN = (2, 35)
