@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import harness, jax_steps  # noqa: E402
 from benchmarks.search_step import IMPL_SETS, impl_label, tolerances  # noqa: E402
-from prdarts_jax import primitives  # noqa: E402
+from prdarts_jax import primitives, xla_options  # noqa: E402
 from prdarts_jax.genotypes import load_genotype  # noqa: E402
 from prdarts_jax.network import Network  # noqa: E402
 
@@ -136,11 +136,16 @@ def main() -> None:
                     "included)")
     ap.add_argument("--jax-impls", default="default",
                     help=f"formulation sets to time, of {', '.join(IMPL_SETS)}")
+    ap.add_argument("--no-retraining-xla-flags", action="store_true",
+                    help="JAX: without the XLA:CPU options the train CLI sets on a CPU with "
+                    "AVX-512 (prdarts_jax.xla_options.for_retraining)")
     harness.add_torch_args(ap, "PyTorch device: auto, cpu, cuda")
     args = ap.parse_args()
     if args.order == harness.PROCESSES:
         harness.run_in_processes(__file__, sys.argv[1:], _tolerances(), args.json)
         return
+    if args.frameworks != "torch" and not args.no_retraining_xla_flags:
+        xla_options.for_retraining()    # before the backend starts, as the train CLI does
     device = harness.torch_device(args, jax.default_backend())
 
     env = harness.environment(device)

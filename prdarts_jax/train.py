@@ -30,6 +30,8 @@ def _count() -> None:
 def _train() -> None:
     if not _WORKDIR.value:
         raise ValueError("--workdir is required (unless --count_params)")
+    from prdarts_jax import xla_options
+    xla_options.for_retraining()
     from prdarts_jax.distributed import maybe_initialize
     maybe_initialize()
     from prdarts_jax.training import train_and_evaluate

@@ -13,6 +13,11 @@ which runs them on all cores: a supernet step with dense depthwise convs took 9â
 on 2 cores, with the same losses to float32 rounding. With the `shift_vjp` formulation (the CPU
 default, of searches too) it made steps up to six times slower and quadrupled their memory, so
 only a search told to use `dense` depthwise convs opts in (`for_search`).
+
+`--xla_cpu_prefer_vector_width=512` (XLA:CPU's default is 256-bit vectors) on a CPU with
+AVX-512: the retraining step (DL2, C=36, 20 cells, batch 96, 2 cores) 4984 -> 4645 ms, but the
+search supernet's cycle-1 step 560 -> 615 ms; so only the retraining CLI opts in
+(`for_retraining`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import shlex
 from collections.abc import MutableMapping
 
 CPU_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=+eltwise",)
+RETRAINING_CPU_FLAGS: tuple[str, ...] = ("--xla_cpu_prefer_vector_width=512",)
+CPUINFO = "/proc/cpuinfo"
 TESTED_JAXLIB = (0, 10)
 ENV = "PRDARTS_XLA_CPU_FLAGS"
 DEPTHWISE_ENV = "PRDARTS_DEPTHWISE_IMPL"
@@ -39,19 +46,21 @@ def _name(flag: str) -> str:
     return flag.split("=", 1)[0].lstrip("-")
 
 
-def wanted(environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
-    """The flags prdarts_jax would add: `CPU_FLAGS`, or `$PRDARTS_XLA_CPU_FLAGS` ("none": none)."""
+def wanted(environ: MutableMapping[str, str] | None = None,
+           default: tuple[str, ...] = CPU_FLAGS) -> tuple[str, ...]:
+    """The flags prdarts_jax would add: `default`, or `$PRDARTS_XLA_CPU_FLAGS` ("none": none)."""
     environ = os.environ if environ is None else environ
     override = environ.get(ENV)
     if override is None:
-        return CPU_FLAGS
+        return default
     if override.strip().lower() in ("", "0", "none", "off"):
         return ()
     return tuple(shlex.split(override))
 
 
 def apply(environ: MutableMapping[str, str] | None = None,
-          jaxlib_series: tuple[int, ...] | None = None) -> tuple[str, ...]:
+          jaxlib_series: tuple[int, ...] | None = None,
+          flags: tuple[str, ...] = CPU_FLAGS) -> tuple[str, ...]:
     """Appends the wanted flags to `XLA_FLAGS` that it does not name yet; returns those added.
 
     Adds nothing with an untested jaxlib series (XLA aborts on unknown options), except flags
@@ -63,7 +72,7 @@ def apply(environ: MutableMapping[str, str] | None = None,
         return ()
     current = shlex.split(environ.get("XLA_FLAGS", ""))
     present = {_name(f) for f in current}
-    added = tuple(f for f in wanted(environ) if _name(f) not in present)
+    added = tuple(f for f in wanted(environ, flags) if _name(f) not in present)
     if added:
         environ["XLA_FLAGS"] = " ".join(current + list(added))
     return added
@@ -76,3 +85,23 @@ def for_search(depthwise_impl: str | None,
     environ = os.environ if environ is None else environ
     impl = depthwise_impl or environ.get(DEPTHWISE_ENV, "")
     return apply(environ) if impl == "dense" else ()
+
+
+def has_avx512(cpuinfo: str = CPUINFO) -> bool:
+    """Whether the CPU has AVX-512 (`avx512f` in /proc/cpuinfo; False where it cannot be read)."""
+    try:
+        with open(cpuinfo) as f:
+            return any(line.startswith("flags") and "avx512f" in line.split() for line in f)
+    except OSError:
+        return False
+
+
+def for_retraining(environ: MutableMapping[str, str] | None = None,
+                   avx512: bool | None = None,
+                   jaxlib_series: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """`apply` with `RETRAINING_CPU_FLAGS` for the retraining CLI (and its benchmark), only on a
+    CPU with AVX-512 (None: this machine's); `$PRDARTS_XLA_CPU_FLAGS` overrides as in `apply`."""
+    avx512 = has_avx512() if avx512 is None else avx512
+    if not avx512:
+        return ()
+    return apply(environ, jaxlib_series, RETRAINING_CPU_FLAGS)

@@ -54,6 +54,7 @@ def test_an_untested_jaxlib_gets_nothing():
 def test_this_jaxlib_is_the_tested_one_and_xla_accepts_the_flags():
     """A jaxlib without these options would abort the search at its first compile."""
     code = ("import os; from prdarts_jax import xla_options; added = xla_options.apply(); "
+            "added += xla_options.for_retraining(avx512=True); "
             "import jax; print(float(jax.jit(lambda x: x * 2 + 1)(1.0)), added, "
             "os.environ['XLA_FLAGS'])")
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_options.ENV)}
@@ -63,6 +64,25 @@ def test_this_jaxlib_is_the_tested_one_and_xla_accepts_the_flags():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("3.0 ")
     assert FLAG in out.stdout.split(")", 1)[1]
+    assert xla_options.RETRAINING_CPU_FLAGS[0] in out.stdout.split(")", 1)[1]
+
+
+def test_retraining_asks_for_wide_vectors_only_on_a_cpu_with_avx512(tmp_path):
+    wide = xla_options.RETRAINING_CPU_FLAGS
+    env: dict[str, str] = {}
+    tested = xla_options.TESTED_JAXLIB
+    assert xla_options.for_retraining(env, avx512=False, jaxlib_series=tested) == ()
+    assert env == {}
+    assert xla_options.for_retraining(env, avx512=True, jaxlib_series=tested) == wide
+    assert env["XLA_FLAGS"] == wide[0] and FLAG not in env["XLA_FLAGS"]
+    off = {xla_options.ENV: "none"}
+    assert xla_options.for_retraining(off, avx512=True) == () and "XLA_FLAGS" not in off
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert not xla_options.has_avx512(str(cpuinfo))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512dq\n")
+    assert xla_options.has_avx512(str(cpuinfo))
+    assert not xla_options.has_avx512(str(tmp_path / "missing"))
 
 
 def test_the_depthwise_variable_is_the_one_primitives_reads():
