@@ -42,6 +42,14 @@ def _jaxlib_series() -> tuple[int, ...]:
     return tuple(int(p) for p in version.__version__.split(".")[:2] if p.isdigit())
 
 
+def _backend_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+        return xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):
+        return False
+
+
 def _name(flag: str) -> str:
     return flag.split("=", 1)[0].lstrip("-")
 
@@ -64,9 +72,14 @@ def apply(environ: MutableMapping[str, str] | None = None,
     """Appends the wanted flags to `XLA_FLAGS` that it does not name yet; returns those added.
 
     Adds nothing with an untested jaxlib series (XLA aborts on unknown options), except flags
-    given explicitly in `$PRDARTS_XLA_CPU_FLAGS`.
+    given explicitly in `$PRDARTS_XLA_CPU_FLAGS`; nothing to this process's environment once a
+    JAX backend has started (XLA read its flags then; they would only reach child processes,
+    e.g. when a CLI's main runs inside a test).
     """
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        if _backend_started():
+            return ()
+        environ = os.environ
     series = _jaxlib_series() if jaxlib_series is None else jaxlib_series
     if ENV not in environ and series != TESTED_JAXLIB:
         return ()

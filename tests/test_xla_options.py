@@ -88,3 +88,14 @@ def test_retraining_asks_for_wide_vectors_only_on_a_cpu_with_avx512(tmp_path):
 def test_the_depthwise_variable_is_the_one_primitives_reads():
     from prdarts_jax import primitives
     assert xla_options.DEPTHWISE_ENV == primitives.ENV_VARS["depthwise_conv"]
+
+
+def test_nothing_is_added_to_this_process_once_its_backend_runs(monkeypatch):
+    """XLA read its flags already; they would only leak into child processes."""
+    import jax
+    jax.devices()
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setenv(xla_options.ENV, FLAG)
+    assert xla_options.apply() == ()
+    assert xla_options.for_retraining(avx512=True) == ()
+    assert "XLA_FLAGS" not in os.environ
