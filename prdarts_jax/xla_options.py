@@ -76,10 +76,9 @@ def apply(environ: MutableMapping[str, str] | None = None,
     JAX backend has started (XLA read its flags then; they would only reach child processes,
     e.g. when a CLI's main runs inside a test).
     """
-    if environ is None:
-        if _backend_started():
-            return ()
-        environ = os.environ
+    environ = os.environ if environ is None else environ
+    if environ is os.environ and _backend_started():
+        return ()
     series = _jaxlib_series() if jaxlib_series is None else jaxlib_series
     if ENV not in environ and series != TESTED_JAXLIB:
         return ()

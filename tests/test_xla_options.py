@@ -98,4 +98,5 @@ def test_nothing_is_added_to_this_process_once_its_backend_runs(monkeypatch):
     monkeypatch.setenv(xla_options.ENV, FLAG)
     assert xla_options.apply() == ()
     assert xla_options.for_retraining(avx512=True) == ()
+    assert xla_options.for_search("dense") == ()           # passes os.environ on explicitly
     assert "XLA_FLAGS" not in os.environ
