@@ -115,9 +115,12 @@ def pointwise(x: jax.Array, w: jax.Array) -> jax.Array:
     einsum made XLA:CPU fuse a transposing copy for the weight gradient into the (large)
     producer of the cotangent, which then ran in a cache-hostile order; this formulation cut
     the CPU time of a supernet step by about a fifth (README, *Benchmarks against a PyTorch
-    reference*). Reverse mode only, like the `shift_vjp` depthwise conv.
+    reference*). All three contractions run on the pixels flattened into one axis: XLA:CPU's
+    weight-gradient dot over three contracting axes (n, h, w) ran 1.6-5x slower than the same
+    dot over one (36x36 channels, 96x32x32 pixels: 8.8 -> 1.7 ms), which took 15 % off the
+    retraining step. Reverse mode only, like the `shift_vjp` depthwise conv.
     """
-    return jnp.einsum("nhwc,cd->nhwd", x, w)
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
 
 
 def _pointwise_fwd(x: jax.Array, w: jax.Array) -> tuple[jax.Array, tuple]:
@@ -126,7 +129,8 @@ def _pointwise_fwd(x: jax.Array, w: jax.Array) -> tuple[jax.Array, tuple]:
 
 def _pointwise_bwd(res: tuple, g: jax.Array) -> tuple[jax.Array, jax.Array]:
     x, w = res
-    return jnp.einsum("nhwd,cd->nhwc", g, w), jnp.einsum("nhwc,nhwd->cd", x, g)
+    rows, cols = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+    return (cols @ w.T).reshape(x.shape), rows.T @ cols
 
 
 pointwise.defvjp(_pointwise_fwd, _pointwise_bwd)

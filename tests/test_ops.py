@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prdarts_jax.ops import BatchNorm, OpSpec, apply_op, init_op, make_op
+from prdarts_jax.ops import BatchNorm, OpSpec, apply_op, init_op, make_op, pointwise
 
 C = 4
 KEY = jax.random.PRNGKey(0)
@@ -111,6 +111,19 @@ def test_batchnorm_gradient_matches_autodiff_of_the_formula(affine):
     second = jax.grad(lambda x: jnp.sum(jnp.square(jax.grad(loss)(x, params))))(x)
     want2 = jax.grad(lambda x: jnp.sum(jnp.square(jax.grad(formula)(x, params))))(x)
     np.testing.assert_allclose(second, want2, rtol=1e-3, atol=1e-4)
+
+
+def test_pointwise_and_its_hand_written_gradients_match_the_einsum():
+    """The 1x1 conv (a matmul over flattened pixels, with its own backward) equals the einsum
+    and autodiff's gradients of it, for C_in != C_out."""
+    x = jax.random.normal(KEY, (3, 5, 4, 6))
+    w = jax.random.normal(jax.random.PRNGKey(3), (6, 7))
+    ct = jax.random.normal(jax.random.PRNGKey(4), (3, 5, 4, 7))
+    want_y, want_vjp = jax.vjp(lambda x, w: jnp.einsum("nhwc,cd->nhwd", x, w), x, w)
+    got_y, got_vjp = jax.vjp(pointwise, x, w)
+    chex.assert_shape(got_y, (3, 5, 4, 7))
+    np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(got_vjp(ct), want_vjp(ct), rtol=1e-5, atol=1e-5)
 
 
 def test_make_op_rejects_bad_stride():
