@@ -14,7 +14,9 @@ Depthwise formulations: ``"grouped"`` (``feature_group_count=C``), ``"dense"``
 ``BLOCK_SIZE``-channel diagonal blocks), ``"shift"`` (sum over the ``k * k``
 taps of strided shifted slices, differentiated by JAX) and ``"shift_vjp"`` (the
 same forward with a hand-written backward: the input gradient as shifted slices
-of the dilated cotangent, the kernel gradient as one variadic reduction).
+of the dilated cotangent, the kernel gradient on the CPU by a compiled native kernel
+(`native_kernels`: XLA:CPU runs this reduction as scalar loops), elsewhere, or without
+a C++ compiler, as one variadic reduction).
 ``"shift_vjp"`` is a ``jax.custom_vjp``: any order of reverse mode works, but
 forward mode (``jax.jvp``, ``jacfwd``, ``hessian``) does not; use ``"shift"``
 for that.  The same holds for the ``"separable"`` average pool at stride 1, whose
@@ -52,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from prdarts_jax import native_kernels
 from prdarts_jax.fusion_barrier import isolate
 
 __all__ = [
@@ -289,9 +292,31 @@ def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
 
     dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
                  grouped_dx, g, w)
-    dw = isolate(lambda g, x: _dw_shift_dw(x, g, w.shape[0], stride, dilation, pad),
-                 grouped_dw, g, x)
-    return dx, dw
+    if native_kernels.use_for(x, g):
+        dw = _dw_native_dw(x, g, w.shape[0], stride, dilation, pad)
+    else:
+        dw = isolate(lambda g, x: _dw_shift_dw(x, g, w.shape[0], stride, dilation, pad),
+                     grouped_dw, g, x)
+    return dx, dw.astype(w.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _dw_native_dw(x, g, k, stride, dilation, pad):
+    """The kernel gradient by the native CPU kernel (`native_kernels`), differentiable (for
+    reverse mode of second order) through the pure-XLA formulation of the same bilinear map."""
+    return native_kernels.depthwise_kernel_grad(x, g, k, stride, dilation, pad)
+
+
+def _dw_native_dw_fwd(x, g, k, stride, dilation, pad):
+    return _dw_native_dw(x, g, k, stride, dilation, pad), (x, g)
+
+
+def _dw_native_dw_bwd(k, stride, dilation, pad, res, ct):
+    x, g = res
+    return jax.vjp(lambda x, g: _dw_shift_dw(x, g, k, stride, dilation, pad), x, g)[1](ct)
+
+
+_dw_native_dw.defvjp(_dw_native_dw_fwd, _dw_native_dw_bwd)
 
 
 _dw_shift_vjp.defvjp(_dw_shift_vjp_fwd, _dw_shift_vjp_bwd)
