@@ -3,9 +3,10 @@
 XLA:CPU emits reductions whose kept axis is the minor one (the channels of NHWC) as scalar
 loops. The depthwise convolution's kernel gradient is such a reduction (`primitives`,
 `"shift_vjp"`): on the retraining network's shapes it took a quarter of the CPU time of a step.
-`native/depthwise_kernel_grad.cc` computes it with whole SIMD vectors over the channels and the
-taps of a kernel row in registers, on XLA's own intra-op threads: 7x7 taps, 96x32x32x36,
-18.1 -> 2.6 ms on 2 cores (3x3 dilated 5.2 -> 1.4 ms).
+`native/depthwise_conv.cc` computes it, and the conv itself (used for the forward and the
+stride-1 input gradient), with whole SIMD vectors over the channels and the accumulators in
+registers, on XLA's own intra-op threads. Kernel gradient, 7x7 taps, 96x32x32x36: 18.1 -> 2.6 ms
+on 2 cores (3x3 dilated 5.2 -> 1.4 ms).
 
 The source ships with the package and is compiled once per machine with the C++ compiler
 (`$CXX`, else `c++`/`g++`/`clang++`) against jaxlib's FFI headers, with `-march=native`; the
@@ -38,9 +39,9 @@ import numpy as np
 
 ENV = "PRDARTS_NATIVE_KERNELS"
 CACHE_ENV = "PRDARTS_NATIVE_CACHE"
-SOURCE = Path(__file__).with_name("native") / "depthwise_kernel_grad.cc"
-TARGET = "prdarts_depthwise_kernel_grad"
-SYMBOL = "PrdartsDepthwiseKernelGrad"
+SOURCE = Path(__file__).with_name("native") / "depthwise_conv.cc"
+TARGETS = {"prdarts_depthwise_conv": "PrdartsDepthwiseConv",
+           "prdarts_depthwise_kernel_grad": "PrdartsDepthwiseKernelGrad"}
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 _MODES = {"auto": "auto", "": "auto", "on": "auto", "1": "auto",
           "off": "off", "0": "off", "false": "off", "no": "off"}
@@ -134,7 +135,9 @@ def build(environ=os.environ) -> Path:
 
 def _register(path: Path) -> None:
     lib = ctypes.CDLL(str(path))
-    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(getattr(lib, SYMBOL)), platform="cpu")
+    for target, symbol in TARGETS.items():
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                    platform="cpu")
 
 
 @functools.cache
@@ -185,6 +188,16 @@ def depthwise_kernel_grad(x: jax.Array, g: jax.Array, k: int, stride: int, dilat
     cotangent is `g` (N, Ho, Wo, C), float32, through the native kernel (not differentiable:
     `primitives` wraps it in a custom VJP)."""
     out = jax.ShapeDtypeStruct((k, k, x.shape[-1]), jnp.float32)
-    call = jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")
+    call = jax.ffi.ffi_call("prdarts_depthwise_kernel_grad", out, vmap_method="sequential")
     return call(x, g, k=np.int32(k), stride=np.int32(stride), dilation=np.int32(dilation),
                 pad=np.int32(pad))
+
+
+def depthwise_conv(x: jax.Array, w: jax.Array, out_hw: tuple[int, int], stride: int,
+                   dilation: int, pad: int) -> jax.Array:
+    """Depthwise conv of `x` (N, H, W, C) with `w` (k, k, C), zero padding `pad` on every side,
+    output (N, *out_hw, C), float32, through the native kernel (not differentiable: `primitives`
+    wraps it in a custom VJP)."""
+    out = jax.ShapeDtypeStruct((x.shape[0], *out_hw, x.shape[-1]), jnp.float32)
+    call = jax.ffi.ffi_call("prdarts_depthwise_conv", out, vmap_method="sequential")
+    return call(x, w, stride=np.int32(stride), dilation=np.int32(dilation), pad=np.int32(pad))

@@ -267,8 +267,12 @@ def _dw_shift_vjp(x, w, stride, dilation, pad):
     On a CPU each of the three tap sums (output, input gradient, kernel gradient) is compiled
     apart (`fusion_barrier.isolate`, with the grouped conv as the compact fallback): fused
     into their consumers they ran several times slower, and hundreds of shifted slices in
-    the main program made its compile need tens of GB.
+    the main program made its compile need tens of GB. Where `native_kernels` serve (float32
+    on the CPU), the conv, the stride-1 input gradient and the kernel gradient are native
+    kernels instead.
     """
+    if native_kernels.use_for(x, w):
+        return _dw_native(x, w, stride, dilation, pad)
     return isolate(
         lambda x, w: _dw_shift(x, w, stride, dilation, pad),
         lambda x, w: _dw_grouped(x, w, stride, dilation, pad),
@@ -290,20 +294,46 @@ def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
     def grouped_dw(g, x):
         return jax.linear_transpose(lambda w: _dw_grouped(x, w, stride, dilation, pad), w_struct)(g)[0]
 
-    dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
-                 grouped_dx, g, w)
-    if native_kernels.use_for(x, g):
-        dw = _dw_native_dw(x, g, w.shape[0], stride, dilation, pad)
+    k = w.shape[0]
+    native = native_kernels.use_for(x, g, w)
+    if native and stride == 1 and 2 * pad == (k - 1) * dilation:
+        # the input gradient of a stride-1 'same' conv is the conv of g with the flipped kernel
+        dx = _dw_native(g, w[::-1, ::-1], 1, dilation, pad)
     else:
-        dw = isolate(lambda g, x: _dw_shift_dw(x, g, w.shape[0], stride, dilation, pad),
-                     grouped_dw, g, x)
+        dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
+                     grouped_dx, g, w)
+    if native:
+        dw = _dw_native_dw(x, g, k, stride, dilation, pad)
+    else:
+        dw = isolate(lambda g, x: _dw_shift_dw(x, g, k, stride, dilation, pad), grouped_dw, g, x)
     return dx, dw.astype(w.dtype)
+
+
+# The native kernels (`native_kernels`) are opaque to JAX: each is a custom VJP whose backward
+# is the pure-XLA formulation's, so that reverse mode of second order still works.
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _dw_native(x, w, stride, dilation, pad):
+    k = w.shape[0]
+    out_hw = tuple(out_size(n, k, stride=stride, dilation=dilation, padding=pad)
+                   for n in x.shape[1:3])
+    return native_kernels.depthwise_conv(x, w, out_hw, stride, dilation, pad)
+
+
+def _dw_native_fwd(x, w, stride, dilation, pad):
+    return _dw_native(x, w, stride, dilation, pad), (x, w)
+
+
+def _dw_native_bwd(stride, dilation, pad, res, ct):
+    x, w = res
+    return jax.vjp(lambda x, w: _dw_shift(x, w, stride, dilation, pad), x, w)[1](ct)
+
+
+_dw_native.defvjp(_dw_native_fwd, _dw_native_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _dw_native_dw(x, g, k, stride, dilation, pad):
-    """The kernel gradient by the native CPU kernel (`native_kernels`), differentiable (for
-    reverse mode of second order) through the pure-XLA formulation of the same bilinear map."""
     return native_kernels.depthwise_kernel_grad(x, g, k, stride, dilation, pad)
 
 
