@@ -86,6 +86,21 @@ void ForBlocks(ffi::ThreadPool& pool, int64_t n, int64_t blocks,
 
 int64_t Blocks(int64_t n) { return std::max<int64_t>(1, std::min(n, kMaxBlocks)); }
 
+// Per-thread scratch that only grows: a training step calls these kernels hundreds of times
+// on a few geometries, so after the first calls they allocate nothing.
+float* Scratch(int slot, int64_t size) {
+  thread_local std::vector<float> buffers[3];
+  std::vector<float>& b = buffers[slot];
+  if (int64_t(b.size()) < size) b.resize(size);
+  return b.data();
+}
+
+float* ZeroedScratch(int slot, int64_t size) {
+  float* p = Scratch(slot, size);
+  std::fill(p, p + size, 0.f);
+  return p;
+}
+
 // ------------------------------------------------------------------ kernel gradient
 
 // One image, channels [cb, cb + 16 * NV) of the padded layouts; acc is (K * K, Cp).
@@ -143,17 +158,18 @@ void GradImageAnyK(const Geometry& q, const float* xs, const float* gs, float* a
 void GradBlock(const Geometry& q, const float* x, const float* g, int64_t n0, int64_t n1,
                float* acc) {
   const int64_t cp = q.cp();
-  std::vector<float> xs(q.hp() * q.wp() * cp, 0.f), gs(q.ho * q.wo * cp, 0.f);
+  float* xs = ZeroedScratch(0, q.hp() * q.wp() * cp);
+  float* gs = ZeroedScratch(1, q.ho * q.wo * cp);
   for (int64_t n = n0; n < n1; ++n) {
-    PadImage(q, x, n, xs.data());
+    PadImage(q, x, n, xs);
     for (int64_t r = 0; r < q.ho * q.wo; ++r)
-      std::memcpy(&gs[r * cp], g + (n * q.ho * q.wo + r) * q.c, q.c * sizeof(float));
+      std::memcpy(gs + r * cp, g + (n * q.ho * q.wo + r) * q.c, q.c * sizeof(float));
     switch (q.k) {
-      case 1: GradImageAllChannels<1>(q, xs.data(), gs.data(), acc); break;
-      case 3: GradImageAllChannels<3>(q, xs.data(), gs.data(), acc); break;
-      case 5: GradImageAllChannels<5>(q, xs.data(), gs.data(), acc); break;
-      case 7: GradImageAllChannels<7>(q, xs.data(), gs.data(), acc); break;
-      default: GradImageAnyK(q, xs.data(), gs.data(), acc); break;
+      case 1: GradImageAllChannels<1>(q, xs, gs, acc); break;
+      case 3: GradImageAllChannels<3>(q, xs, gs, acc); break;
+      case 5: GradImageAllChannels<5>(q, xs, gs, acc); break;
+      case 7: GradImageAllChannels<7>(q, xs, gs, acc); break;
+      default: GradImageAnyK(q, xs, gs, acc); break;
     }
   }
 }
@@ -168,17 +184,18 @@ ffi::Error KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   const Geometry q{xd[0], xd[1], xd[2], xd[3], gd[1], gd[2], k, stride, dilation, pad};
   if (const char* bad = Check(q)) return ffi::Error::InvalidArgument(bad);
   const int64_t blocks = Blocks(q.n), cp = q.cp();
-  std::vector<std::vector<float>> partial(blocks, std::vector<float>(k * k * cp, 0.f));
+  const int64_t taps = int64_t(k) * k * cp;
+  float* partial = ZeroedScratch(2, blocks * taps);   // the calling thread's: it waits below
   const float* xp = x.typed_data();
   const float* gp = g.typed_data();
   ForBlocks(pool, q.n, blocks, [&](int64_t b, int64_t n0, int64_t n1) {
-    GradBlock(q, xp, gp, n0, n1, partial[b].data());
+    GradBlock(q, xp, gp, n0, n1, partial + b * taps);
   });
   float* out = dk->typed_data();
   for (int64_t t = 0; t < int64_t(k) * k; ++t)
     for (int64_t c = 0; c < q.c; ++c) {
       double sum = 0;
-      for (const auto& part : partial) sum += part[t * cp + c];
+      for (int64_t b = 0; b < blocks; ++b) sum += partial[b * taps + t * cp + c];
       out[t * q.c + c] = static_cast<float>(sum);
     }
   return ffi::Error::Success();
@@ -248,20 +265,21 @@ void ConvRowAnyK(const Geometry& q, const float* xs, const float* kp, float* row
 void ConvBlock(const Geometry& q, const float* x, const float* kp, int64_t n0, int64_t n1,
                float* y) {
   const int64_t cp = q.cp();
-  std::vector<float> xs(q.hp() * q.wp() * cp, 0.f), row(q.wo * cp);
+  float* xs = ZeroedScratch(0, q.hp() * q.wp() * cp);
+  float* row = Scratch(1, q.wo * cp);
   for (int64_t n = n0; n < n1; ++n) {
-    PadImage(q, x, n, xs.data());
+    PadImage(q, x, n, xs);
     for (int64_t h = 0; h < q.ho; ++h) {
       switch (q.k) {
-        case 1: ConvRowAllChannels<1>(q, xs.data(), kp, row.data(), h); break;
-        case 3: ConvRowAllChannels<3>(q, xs.data(), kp, row.data(), h); break;
-        case 5: ConvRowAllChannels<5>(q, xs.data(), kp, row.data(), h); break;
-        case 7: ConvRowAllChannels<7>(q, xs.data(), kp, row.data(), h); break;
-        default: ConvRowAnyK(q, xs.data(), kp, row.data(), h); break;
+        case 1: ConvRowAllChannels<1>(q, xs, kp, row, h); break;
+        case 3: ConvRowAllChannels<3>(q, xs, kp, row, h); break;
+        case 5: ConvRowAllChannels<5>(q, xs, kp, row, h); break;
+        case 7: ConvRowAllChannels<7>(q, xs, kp, row, h); break;
+        default: ConvRowAnyK(q, xs, kp, row, h); break;
       }
       float* out = y + (n * q.ho + h) * q.wo * q.c;
       for (int64_t w = 0; w < q.wo; ++w)
-        std::memcpy(out + w * q.c, row.data() + w * cp, q.c * sizeof(float));
+        std::memcpy(out + w * q.c, row + w * cp, q.c * sizeof(float));
     }
   }
 }
@@ -276,13 +294,13 @@ ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::
   const Geometry q{xd[0], xd[1], xd[2], xd[3], yd[1], yd[2], k, stride, dilation, pad};
   if (const char* bad = Check(q)) return ffi::Error::InvalidArgument(bad);
   const int64_t cp = q.cp();
-  std::vector<float> kp(int64_t(k) * k * cp, 0.f);
+  float* kp = ZeroedScratch(2, int64_t(k) * k * cp);   // the calling thread's: it waits below
   for (int64_t t = 0; t < int64_t(k) * k; ++t)
-    std::memcpy(&kp[t * cp], kernel.typed_data() + t * q.c, q.c * sizeof(float));
+    std::memcpy(kp + t * cp, kernel.typed_data() + t * q.c, q.c * sizeof(float));
   const float* xp = x.typed_data();
   float* yp = y->typed_data();
   ForBlocks(pool, q.n, Blocks(q.n), [&](int64_t, int64_t n0, int64_t n1) {
-    ConvBlock(q, xp, kp.data(), n0, n1, yp);
+    ConvBlock(q, xp, kp, n0, n1, yp);
   });
   return ffi::Error::Success();
 }
