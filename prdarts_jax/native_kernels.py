@@ -147,7 +147,7 @@ def _load() -> str | None:
         path = build()
         try:
             _register(path)
-        except OSError:   # a damaged cached library: build it afresh, once
+        except (OSError, AttributeError):   # a damaged cached library: build it afresh, once
             path.unlink(missing_ok=True)
             _register(build())
     except (NativeBuildError, OSError) as e:
@@ -171,8 +171,8 @@ def available() -> bool:
 
 @functools.cache
 def _warn_once(reason: str) -> None:
-    log.warning("native CPU kernels unavailable (%s): the depthwise kernel gradient uses XLA's "
-                "reduction, which is slower; %s=off silences this", reason, ENV)
+    log.warning("native CPU kernels unavailable (%s): the depthwise convs run as XLA "
+                "formulations, which are slower; %s=off silences this", reason, ENV)
 
 
 def use_for(*arrays: jax.Array) -> bool:
