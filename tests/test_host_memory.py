@@ -175,7 +175,11 @@ _PAGES = (64 << 20) // os.sysconf("SC_PAGE_SIZE")
 def test_the_restarted_process_faults_in_far_fewer_pages_per_execution(remedy):
     active, faults = _probe(remedy)
     assert active == remedy
-    assert max(faults[4:]) < _PAGES // 16, faults      # jemalloc: a second buffer at first
+    # Without a remedy every execution faults its whole buffer in. With one, all but one or two
+    # fault (almost) nothing: jemalloc places the buffer afresh once or twice, at an execution
+    # that varies from run to run (seen: the 2nd to the 6th), then reuses it.
+    afresh = [f for f in faults[1:] if f >= _PAGES // 16]
+    assert len(afresh) <= 2, faults
 
 
 def test_without_a_remedy_every_execution_faults_its_buffer_in():
