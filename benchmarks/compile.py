@@ -63,11 +63,13 @@ def _measure(spec: dict) -> Iterator[dict]:
     import jax.numpy as jnp
     import numpy as np
 
-    from prdarts_jax import bilevel, compile_cache, primitives
     from prdarts_jax.data import dataset_info
-    from prdarts_jax.memory import compiled_bytes
-    from prdarts_jax.opspec import OpSpec
-    from prdarts_jax.supernet import Supernet, init_alphas
+    from prdarts_jax.kernels import primitives
+    from prdarts_jax.models.supernet import Supernet, init_alphas
+    from prdarts_jax.runtime import compile_cache
+    from prdarts_jax.search import bilevel
+    from prdarts_jax.search.batch_size.memory import compiled_bytes
+    from prdarts_jax.space.opspec import OpSpec
 
     compile_cache.enable(spec["cache"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -144,7 +146,7 @@ def _run_jobs(spec: dict, limit_bytes: int) -> dict[tuple[str, int], dict]:
 
 
 def main() -> None:
-    from prdarts_jax.memory import system_memory_bytes
+    from prdarts_jax.search.batch_size.memory import system_memory_bytes
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,7 +16,7 @@ bytes); on a CPU the rise of the process's resident-memory high-water mark durin
 
 A third order, `processes`, runs each framework in a process of its own (`run_in_processes`:
 the same script again, `blocks` order, one framework each) so that each runs with the host
-allocator that suits it: JAX with what the CLIs pick (`prdarts_jax.host_memory`: jemalloc, which
+allocator that suits it: JAX with what the CLIs pick (`prdarts_jax.runtime.host_memory`: jemalloc, which
 made PyTorch's CPU steps up to 3x slower in the same process), PyTorch with glibc's huge pages
 (`process_environ`). Both draw the same weights and batches from the same seed, so the parent
 checks parity on the losses the two processes report.
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import dataclasses
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -48,7 +48,7 @@ def environment(torch_device: str | None = None) -> dict[str, Any]:
     `torch_device`, and importable)."""
     import jax
 
-    from prdarts_jax import host_memory
+    from prdarts_jax.runtime import host_memory
 
     env = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
            "jax": jax.__version__, "jax_backend": jax.default_backend(),
@@ -274,7 +274,7 @@ def torch_peak_bytes(step: Callable[[], Any], device: str, resident: int) -> int
         return int(torch.cuda.max_memory_allocated(device))
     import gc
 
-    from prdarts_jax import host_memory
+    from prdarts_jax.runtime import host_memory
 
     try:
         gc.collect()
@@ -362,13 +362,13 @@ def add_torch_args(ap: argparse.ArgumentParser, device_help: str) -> None:
                          "parity needs both)")
     ap.add_argument("--malloc-defaults", action="store_true",
                     help="do not restart with jemalloc or glibc's huge pages, as the CLIs do on "
-                         "a CPU (prdarts_jax.host_memory); either holds for both frameworks")
+                         "a CPU (prdarts_jax.runtime.host_memory); either holds for both frameworks")
 
 
 def restart_host_memory(argv: Sequence[str] | None = None) -> None:
     """What the CLIs do first (`host_memory.restart`), unless `--malloc-defaults` is among the
     arguments or `--order processes` leaves the choice to the processes it starts."""
-    from prdarts_jax import host_memory
+    from prdarts_jax.runtime import host_memory
 
     argv = sys.argv[1:] if argv is None else argv
     if "--malloc-defaults" not in argv and _order(argv) != PROCESSES:
@@ -397,7 +397,7 @@ def process_environ(environ: dict[str, str], framework: str) -> dict[str, str]:
     host allocator applies); PyTorch's with glibc's huge pages where glibc acts on them, the
     fastest of the settings we tried for it (paper-scale retraining step: 8.4 s against 10.1 s
     with glibc's defaults; jemalloc slowed it down). `--malloc-defaults` still holds for both."""
-    from prdarts_jax import host_memory
+    from prdarts_jax.runtime import host_memory
 
     if framework == "jax":
         return dict(environ)

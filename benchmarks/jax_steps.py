@@ -1,6 +1,6 @@
 """The JAX side of the side-by-side benchmarks: prdarts_jax's step programs on a given batch.
 
-`prdarts_jax.bilevel.make_programs` and `prdarts_jax.training.make_programs` gather and augment
+`prdarts_jax.search.bilevel.make_programs` and `prdarts_jax.train.loop.make_programs` gather and augment
 their batch inside the step; the PyTorch reference gets a ready batch (its data loader's work is
 not timed). To time the same work in both frameworks, the programs here take a ready float
 batch and are otherwise built like the project's: the same Flax modules, bilevel's optimizer
@@ -8,7 +8,7 @@ settings and optax chains, the same program split, and the same buffer donation.
 
 This module imports only prdarts_jax modules that need neither tensorflow-datasets nor
 ml_collections (`bilevel`, `supernet`, `network`, `ops`, `memory`, …), so it runs on a bare GPU
-machine (`tests/test_torch_reference.py` checks that).
+machine (`tests/bench/test_torch_reference.py` checks that).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from prdarts_jax import bilevel
-from prdarts_jax.memory import transient_bytes
-from prdarts_jax.network import Network
-from prdarts_jax.supernet import Supernet
+from prdarts_jax.models.network import Network
+from prdarts_jax.models.supernet import Supernet
+from prdarts_jax.search import bilevel
+from prdarts_jax.search.batch_size.memory import transient_bytes
 
 State = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""Times every formulation of the primitives in ``prdarts_jax.primitives``.
+"""Times every formulation of the primitives in ``prdarts_jax.kernels.primitives``.
 
     python benchmarks/ops.py [--batch 32 --size 32 --channels 16 --repeats 20]
 
@@ -21,7 +21,7 @@ from collections import defaultdict
 import jax
 import jax.numpy as jnp
 
-from prdarts_jax import primitives as P
+from prdarts_jax.kernels import primitives as P
 
 # (label, primitive, kernel size, kwargs)
 OPS = [

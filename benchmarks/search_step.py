@@ -35,9 +35,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import harness, jax_steps  # noqa: E402
-from prdarts_jax import primitives, xla_options  # noqa: E402
-from prdarts_jax.opspec import OpSpec  # noqa: E402
-from prdarts_jax.supernet import Supernet, init_alphas  # noqa: E402
+from prdarts_jax.kernels import primitives
+from prdarts_jax.models.supernet import Supernet, init_alphas  # noqa: E402
+from prdarts_jax.runtime import xla_options  # noqa: E402
+from prdarts_jax.space.opspec import OpSpec  # noqa: E402
 
 POOLS = {
     "cycle1": ("maxpool3", "avgpool3", "skip", "conv_k3_d1"),
@@ -143,10 +144,10 @@ def run_config(args: argparse.Namespace, pool: str, b: int, device: str | None
 
 
 def controller_batch(bytes_at: dict[int, int], limit: int) -> int:
-    """The batch size the paper's controller (`prdarts_jax.batch_size`, configs/dl.py: 24 + n·8
+    """The batch size the paper's controller (`prdarts_jax.search.batch_size.controller`, configs/dl.py: 24 + n·8
     up to 128, target 0.95) settles on when a step at b needs `bytes_at[b]` bytes (linear in b
     through the largest measured size, the controller's own assumption) of `limit`."""
-    from prdarts_jax import batch_size
+    from prdarts_jax.search.batch_size import controller as batch_size
 
     b0 = max(bytes_at)
     state = batch_size.initial_state(24, 8, 128)
@@ -178,7 +179,7 @@ def main() -> None:
     ap.add_argument("--fused", action="store_true", help="JAX: one program per step")
     ap.add_argument("--no-search-xla-flags", action="store_true",
                     help="JAX: without the XLA:CPU options a search with dense depthwise convs sets "
-                    "(prdarts_jax.xla_options; set only when every timed set is dense: they "
+                    "(prdarts_jax.runtime.xla_options; set only when every timed set is dense: they "
                     "slow the other formulations down)")
     harness.add_torch_args(ap, "PyTorch device: auto (cuda if JAX runs on a GPU), cpu, cuda")
     args = ap.parse_args()
@@ -233,7 +234,7 @@ def main() -> None:
 def _memory_limit() -> int:
     """What the search's memory probe divides by: the device allocator's limit on a GPU/TPU,
     half the RAM on a CPU."""
-    from prdarts_jax import memory
+    from prdarts_jax.search.batch_size import memory
 
     stats = memory.device_stats()
     return stats["bytes_limit"] if stats else memory.default_budget()

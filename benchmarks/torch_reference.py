@@ -1,7 +1,7 @@
 """A PyTorch reference of the work that prdarts_jax does, for side-by-side benchmarks.
 
 Written from SPEC §1, §3, §4 and §6 (not taken from the authors' release), with the semantics of
-`prdarts_jax.ops` / `supernet` / `network`, in PyTorch's usual layout (NCHW, OIHW kernels):
+`prdarts_jax.models.ops` / `supernet` / `network`, in PyTorch's usual layout (NCHW, OIHW kernels):
 
 - ops: SepConv layers (ReLU → depthwise k×k, dilation, groups = C → pointwise 1×1 → BN), conv ops
   as stacks of them (one per `c_mul` entry, then one to C; stride in the first layer), 3×3 pools
@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prdarts_jax.genotypes import Genotype
-from prdarts_jax.opspec import OpSpec
+from prdarts_jax.space.genotypes import Genotype
+from prdarts_jax.space.opspec import OpSpec
 
 CELL_TYPES = ("normal", "reduce")
 NODES = 4
@@ -125,7 +125,7 @@ class ReLUConvBN(nn.Module):
 
 
 def make_op(op: OpSpec, c: int, stride: int, affine: bool) -> nn.Module:
-    """The module realising `op` on C channels at `stride` (as `prdarts_jax.ops.make_op`)."""
+    """The module realising `op` on C channels at `stride` (as `prdarts_jax.models.ops.make_op`)."""
     if op.kind == "pool":
         return PoolOp(c, op.pool_type, stride, affine)
     if op.kind == "skip":
@@ -264,7 +264,7 @@ class Cell(nn.Module):
 class AuxiliaryHead(nn.Module):
     """ReLU, 5×5 avg pool stride 3, 1×1 conv → 128, BN, ReLU, 2×2 conv → 768, BN, ReLU, linear.
 
-    Kernels shrink to the map size on small inputs, as `prdarts_jax.network.AuxiliaryHead` does.
+    Kernels shrink to the map size on small inputs, as `prdarts_jax.models.network.AuxiliaryHead` does.
     """
 
     def __init__(self, c_in: int, num_classes: int, size: int):

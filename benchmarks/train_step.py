@@ -27,9 +27,10 @@ import numpy as np  # noqa: E402
 
 from benchmarks import harness, jax_steps  # noqa: E402
 from benchmarks.search_step import IMPL_SETS, impl_label, tolerances  # noqa: E402
-from prdarts_jax import primitives, xla_options  # noqa: E402
-from prdarts_jax.genotypes import load_genotype  # noqa: E402
-from prdarts_jax.network import Network  # noqa: E402
+from prdarts_jax.kernels import primitives
+from prdarts_jax.models.network import Network  # noqa: E402
+from prdarts_jax.runtime import xla_options  # noqa: E402
+from prdarts_jax.space.genotypes import load_genotype  # noqa: E402
 
 LR = 0.025
 
@@ -37,7 +38,7 @@ LR = 0.025
 def _tolerances() -> tuple[float, float]:
     """After an update the 20-cell network's losses drift further apart than the supernet's:
     2.3e-3 measured at paper scale on a CPU, while the tiny network agrees to 1e-6 over three
-    steps (tests/test_torch_reference.py checks its loss); so a looser second tolerance here."""
+    steps (tests/bench/test_torch_reference.py checks its loss); so a looser second tolerance here."""
     first, after = tolerances()
     return first, 10 * after
 
@@ -138,7 +139,7 @@ def main() -> None:
                     help=f"formulation sets to time, of {', '.join(IMPL_SETS)}")
     ap.add_argument("--no-retraining-xla-flags", action="store_true",
                     help="JAX: without the XLA:CPU options the train CLI sets on a CPU with "
-                    "AVX-512 (prdarts_jax.xla_options.for_retraining)")
+                    "AVX-512 (prdarts_jax.runtime.xla_options.for_retraining)")
     harness.add_torch_args(ap, "PyTorch device: auto, cpu, cuda")
     args = ap.parse_args()
     if args.order == harness.PROCESSES:

@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _child(args: argparse.Namespace, ahead: int, workdir: str, data_dir: str) -> None:
     sys.path.insert(0, ROOT)
     from configs import quick
-    from prdarts_jax.cycles import run_search
+    from prdarts_jax.search.loop import run_search
 
     config = quick.get_config()
     config.data_dir = data_dir

@@ -8,7 +8,7 @@ the final pruning to one op per edge (4). Expected cost: a few minutes on a 2-co
 it XLA compiling one program per cycle (the structure changes every cycle).
 """
 
-from prdarts_jax.search_config import base_config
+from prdarts_jax.search.config import base_config
 
 
 def get_config():

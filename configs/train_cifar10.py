@@ -12,7 +12,7 @@ retraining time). The run is 600 epochs × 521 steps of batch 96 = 312,600 steps
 network; expect on the order of a GPU-day or more. Checkpoints every epoch, so it can be resumed.
 """
 
-from prdarts_jax.train_config import base_config
+from prdarts_jax.train.config import base_config
 
 
 def get_config():

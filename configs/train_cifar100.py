@@ -7,7 +7,7 @@ Only the dataset (and so the classifier, 100 outputs) differs from configs/train
 Expected cost: not measured; about the same as CIFAR-10 (same images, same network body).
 """
 
-from prdarts_jax.train_config import base_config
+from prdarts_jax.train.config import base_config
 
 
 def get_config():

@@ -9,7 +9,7 @@ about 40 s on a 2-core CPU, half of it compiling the train step; measured final 
 0.96, mean test error of the last 5 epochs 0.04 (chance: accuracy 0.10).
 """
 
-from prdarts_jax.train_config import base_config
+from prdarts_jax.train.config import base_config
 
 
 def get_config():

@@ -7,7 +7,7 @@ reports 1.10 GPU-days on one GTX 1080 Ti for this search with the variable batch
 24..128 (`config.batch`), which these configs use too.
 """
 
-from prdarts_jax.search_config import base_config
+from prdarts_jax.search.config import base_config
 
 
 def get_config():

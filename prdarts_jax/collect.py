@@ -12,21 +12,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from prdarts_jax.cli import run_main
-from prdarts_jax.results_table import build_table, to_csv, to_markdown
-from prdarts_jax.workdir_scan import scan
-
-
-def collect(roots: Sequence[str], fmt: str = "md", unit: str = "hours",
-            with_paper: bool = False) -> tuple[str, list[str]]:
-    """(the table as text, one line per skipped workdir)."""
-    collection = scan(roots)
-    table = build_table(collection, with_paper)
-    text = to_markdown(table, unit) if fmt == "md" else to_csv(table, unit)
-    skipped = [f"skipped {s.workdir}: {s.reason}" for s in collection.skipped]
-    if not collection.searches and not collection.trainings:
-        skipped.append(f"no finished search or retraining under {', '.join(roots)}")
-    return text, skipped
+from prdarts_jax.analysis.collect import collect
+from prdarts_jax.runtime.cli import run_main
 
 
 def main(argv: Sequence[str] | None = None) -> None:

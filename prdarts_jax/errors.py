@@ -1,4 +1,19 @@
-"""Errors that a user can act on; the CLIs print them as one line instead of a stack trace."""
+"""Errors that a user can act on; the CLIs print them as one line instead of a stack trace.
+
+The bottom of the house: every layer may raise these, and `runtime.cli.run_main` catches them.
+"""
+
+
+class ConfigError(ValueError):
+    """A bad configuration value, found before any work starts."""
+
+
+class DatasetUnavailableError(ValueError):
+    """The dataset is neither prepared nor obtainable (no archive, no network)."""
+
+
+class ArchiveChecksumError(DatasetUnavailableError):
+    """A local archive exists but is not the expected file (size or sha256)."""
 
 
 class NonFiniteLossError(RuntimeError):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from prdarts_jax import host_memory
-from prdarts_jax.cli import run_main
+from prdarts_jax.runtime import host_memory
+from prdarts_jax.runtime.cli import run_main
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run directory.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Overrides the data_dir of the run's config.")
@@ -17,9 +17,9 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def _evaluate() -> None:
-    from prdarts_jax.distributed import maybe_initialize
+    from prdarts_jax.runtime.distributed import maybe_initialize
     maybe_initialize()
-    from prdarts_jax.training import evaluate_workdir
+    from prdarts_jax.train.loop import evaluate_workdir
     r = evaluate_workdir(_WORKDIR.value, _DATA_DIR.value)
     print(f"epoch {r['epoch']}: test loss {r['test_loss']:.4f} accuracy {r['test_acc']:.4f} "
           f"error {r['test_error']:.4f} (params: {r['params']})")

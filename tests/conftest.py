@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from prdarts_jax import compile_cache
+from prdarts_jax.runtime import compile_cache
 
 compile_cache.enable(os.environ.get("PRDARTS_TEST_XLA_CACHE",
                                     os.path.join(compile_cache.DEFAULT_DIR, "tests")))
@@ -19,8 +19,8 @@ def digits_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def straight_search(tmp_path_factory, digits_dir):
     """(workdir, genotype) of the tiny search run without interruption."""
-    from prdarts_jax.cycles import run_search
-    from tests.tiny_search import tiny_config
+    from prdarts_jax.search.loop import run_search
+    from tests.helpers import tiny_config
 
     workdir = tmp_path_factory.mktemp("search")
     return workdir, run_search(tiny_config(digits_dir), str(workdir))

@@ -2,15 +2,22 @@
 
 The dataset names (`load_split`, `dataset_info`, …) load `source`, and with it
 tensorflow-datasets, on first use, so that the on-device parts (`augment`, `normalize`) serve
-code that runs without it (`bilevel` on a bare GPU machine, the benchmarks).
+code that runs without it (`search.bilevel` on a bare GPU machine, the benchmarks).
 """
 
 from typing import Any
 
-from prdarts_jax.data.augment import apply_cutout, augment, normalize, random_crop, random_flip
-from prdarts_jax.data.errors import ArchiveChecksumError, DatasetUnavailableError
+from prdarts_jax.data.augment import (
+    DataSpec,
+    apply_cutout,
+    augment,
+    normalize,
+    random_crop,
+    random_flip,
+)
 from prdarts_jax.data.iterator import EpochIterator
 from prdarts_jax.data.splits import split_halves
+from prdarts_jax.errors import ArchiveChecksumError, DatasetUnavailableError
 
 _FROM_SOURCE = ("DatasetSpec", "dataset_info", "default_data_dir", "known_datasets", "load_split",
                 "make_builder", "prepare")
@@ -24,6 +31,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArchiveChecksumError",
+    "DataSpec",
     "DatasetSpec",
     "DatasetUnavailableError",
     "EpochIterator",

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from tensorflow_datasets.core.download import resource as tfds_resource
 
-from prdarts_jax.data.errors import ArchiveChecksumError, DatasetUnavailableError
+from prdarts_jax.errors import ArchiveChecksumError, DatasetUnavailableError
 
 PROBE_TIMEOUT_S = 2.0
 

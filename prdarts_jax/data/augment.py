@@ -7,6 +7,7 @@ pixels normalise to -mean/std) and cutout zeroes after normalisation.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 
@@ -82,3 +83,24 @@ def augment(
         x = random_flip(flip_key, x)
     x = normalize(x, mean, std)
     return apply_cutout(cutout_key, x, cutout)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What the in-jit input pipeline of a step needs (static, hashable): the dataset's channel
+    statistics and crop padding, and the training augmentation's flip and cutout."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    pad: int
+    flip: bool = True
+    cutout: int = 0
+
+    def train_batch(self, key: jax.Array, images: jax.Array) -> jax.Array:
+        """Augmented, normalised training inputs from uint8 images."""
+        return augment(key, images, mean=self.mean, std=self.std, pad=self.pad, flip=self.flip,
+                       cutout=self.cutout)
+
+    def eval_batch(self, images: jax.Array) -> jax.Array:
+        """Normalised inputs without augmentation (inference)."""
+        return normalize(images, self.mean, self.std)

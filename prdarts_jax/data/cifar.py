@@ -19,7 +19,7 @@ from tensorflow_datasets.core.download import checksums as tfds_checksums
 from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
 from prdarts_jax.data.archive import ArchiveSpec, resolve_archive
-from prdarts_jax.data.errors import ArchiveChecksumError
+from prdarts_jax.errors import ArchiveChecksumError
 
 IMAGE_SHAPE = (32, 32, 3)
 _IMAGE_BYTES = 32 * 32 * 3

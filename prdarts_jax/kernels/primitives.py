@@ -1,0 +1,455 @@
+"""Depthwise convolution and 3x3 pooling with interchangeable formulations.
+
+XLA lowers grouped (depthwise) convolutions and ``lax.reduce_window`` poolings
+to slow generic loops on CPU, where the same maths written as sums/maxima of
+shifted slices (or as a dense conv with a diagonal kernel) is several to tens
+of times faster, forward and backward.  On GPU/TPU the native ops are served by
+the vendor libraries.  Each primitive is therefore one function whose ``impl``
+argument picks one of several numerically equivalent formulations (``IMPLS``);
+``impl=None`` uses :func:`default_impl` for the current backend, chosen from
+``benchmarks/ops.py`` measurements.
+
+Depthwise formulations: ``"grouped"`` (``feature_group_count=C``), ``"dense"``
+(dense conv, diagonal ``(k, k, C, C)`` kernel), ``"blockdiag"`` (grouped conv of
+``BLOCK_SIZE``-channel diagonal blocks), ``"shift"`` (sum over the ``k * k``
+taps of strided shifted slices, differentiated by JAX) and ``"shift_vjp"`` (the
+same forward with a hand-written backward: the input gradient as shifted slices
+of the dilated cotangent, the kernel gradient as one variadic reduction; on the CPU,
+for float32, the conv, its stride-1 input gradient and its kernel gradient run as
+compiled native kernels instead, see `native_kernels`: XLA:CPU runs that reduction as
+scalar loops).
+``"shift_vjp"`` is a ``jax.custom_vjp``: any order of reverse mode works, but
+forward mode (``jax.jvp``, ``jacfwd``, ``hessian``) does not; use ``"shift"``
+for that.  The same holds for the ``"separable"`` average pool at stride 1, whose
+backward is written out too (the window sum is its own transpose); use
+``"reduce_window"`` for forward mode.
+
+Layout is NHWC throughout.  Depthwise kernels always use the canonical
+``(k, k, C)`` layout, whatever the formulation, so parameters and checkpoints do
+not depend on it.  Padding follows PyTorch: symmetric ``((k - 1) * dilation) // 2``
+zeros for the conv, 1 for the pools (``-inf`` for max, excluded from the count
+for average, i.e. ``count_include_pad=False``).
+
+Environment overrides (read whenever a default is resolved, i.e. at trace time;
+they win over the per-backend table):
+
+``PRDARTS_DEPTHWISE_IMPL``
+    formulation for :func:`depthwise_conv`, one of ``IMPLS["depthwise_conv"]``.
+``PRDARTS_POOL_IMPL``
+    formulation for :func:`max_pool3` and :func:`avg_pool3`, one of
+    ``IMPLS["max_pool3"]``.
+
+Max-pool gradients at ties (equal values inside one window, e.g. after a ReLU)
+may be routed differently by the formulations; each is a valid subgradient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from prdarts_jax.kernels import native_kernels
+from prdarts_jax.kernels.fusion_barrier import isolate
+
+__all__ = [
+    "IMPLS",
+    "avg_pool3",
+    "default_impl",
+    "depthwise_conv",
+    "max_pool3",
+    "out_size",
+    "use_impls",
+]
+
+IMPLS: dict[str, tuple[str, ...]] = {
+    "depthwise_conv": ("grouped", "dense", "shift", "shift_vjp", "blockdiag"),
+    "max_pool3": ("reduce_window", "separable"),
+    "avg_pool3": ("reduce_window", "separable"),
+}
+
+ENV_VARS: dict[str, str] = {
+    "depthwise_conv": "PRDARTS_DEPTHWISE_IMPL",
+    "max_pool3": "PRDARTS_POOL_IMPL",
+    "avg_pool3": "PRDARTS_POOL_IMPL",
+}
+
+# CPU: fastest forward+backward in benchmarks/ops.py (batch 32, 32x32, C=16 and 64).
+# GPU/TPU: the native ops, which cuDNN / the TPU compiler handle well.
+_DEFAULTS: dict[str, dict[str, str]] = {
+    "cpu": {"depthwise_conv": "shift_vjp", "max_pool3": "separable", "avg_pool3": "separable"},
+    "gpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window"},
+    "tpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window"},
+}
+_BACKEND_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
+
+BLOCK_SIZE = 8
+"""Channel block size of the ``"blockdiag"`` depthwise formulation."""
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _check_impl(primitive: str, impl: str, source: str = "impl") -> str:
+    valid = IMPLS[primitive]
+    if impl not in valid:
+        raise ValueError(f"unknown {source} {impl!r} for {primitive}; valid: {', '.join(valid)}")
+    return impl
+
+
+def default_impl(primitive: str, backend: str | None = None) -> str:
+    """The formulation ``primitive`` uses when ``impl=None`` on ``backend``.
+
+    An environment override (``PRDARTS_DEPTHWISE_IMPL``, ``PRDARTS_POOL_IMPL``)
+    wins over the per-backend table; ``backend`` defaults to
+    ``jax.default_backend()``.  Unknown backends get the GPU/TPU choice (the
+    native ops).
+    """
+    if primitive not in IMPLS:
+        raise ValueError(f"unknown primitive {primitive!r}; valid: {', '.join(IMPLS)}")
+    if primitive in _OVERRIDES:
+        return _OVERRIDES[primitive]
+    env = os.environ.get(ENV_VARS[primitive])
+    if env:
+        return _check_impl(primitive, env.strip(), source=f"{ENV_VARS[primitive]} value")
+    backend = (backend or jax.default_backend()).lower()
+    backend = _BACKEND_ALIASES.get(backend, backend)
+    return _DEFAULTS.get(backend, _DEFAULTS["gpu"])[primitive]
+
+
+_OVERRIDES: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def use_impls(depthwise: str | None = None, pool: str | None = None) -> Iterator[None]:
+    """Within the block, traces use these formulations (None: keep the default).
+
+    Formulations differ in compile time as well as run time: on a CPU the native ops
+    (`dense`, `reduce_window`) compile about twice as fast as the fastest-running ones, which
+    wins for short runs such as tests and the quick search.
+    """
+    new = {}
+    if depthwise:
+        new["depthwise_conv"] = _check_impl("depthwise_conv", depthwise)
+    if pool:
+        new["max_pool3"] = new["avg_pool3"] = _check_impl("max_pool3", pool)
+    saved = dict(_OVERRIDES)
+    _OVERRIDES.update(new)
+    try:
+        yield
+    finally:
+        _OVERRIDES.clear()
+        _OVERRIDES.update(saved)
+
+
+def _resolve(primitive: str, impl: str | None) -> str:
+    return default_impl(primitive) if impl is None else _check_impl(primitive, impl)
+
+
+def out_size(size: int, k: int, *, stride: int = 1, dilation: int = 1, padding: int | None = None) -> int:
+    """PyTorch's output length; ``padding`` defaults to ``((k - 1) * dilation) // 2``."""
+    if padding is None:
+        padding = ((k - 1) * dilation) // 2
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+def _shifted(xp: jax.Array, h0: int, w0: int, ho: int, wo: int, stride: int) -> jax.Array:
+    """``xp[:, h0::stride, w0::stride]`` cut to ``ho x wo``, as one strided slice."""
+    n, _, _, c = xp.shape
+    return lax.slice(
+        xp,
+        (0, h0, w0, 0),
+        (n, h0 + (ho - 1) * stride + 1, w0 + (wo - 1) * stride + 1, c),
+        (1, stride, stride, 1),
+    )
+
+
+# --------------------------------------------------------------------------- depthwise
+
+
+def _conv(x, kernel, stride, dilation, pad, groups):
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=(stride, stride),
+        padding=((pad, pad), (pad, pad)),
+        rhs_dilation=(dilation, dilation),
+        dimension_numbers=_DN,
+        feature_group_count=groups,
+    )
+
+
+def _dw_grouped(x, w, stride, dilation, pad):
+    k, _, c = w.shape
+    return _conv(x, w.reshape(k, k, 1, c), stride, dilation, pad, c)
+
+
+def _dw_dense(x, w, stride, dilation, pad):
+    c = w.shape[-1]
+    return _conv(x, w[..., None] * jnp.eye(c, dtype=w.dtype), stride, dilation, pad, 1)
+
+
+def _dw_blockdiag(x, w, stride, dilation, pad, block: int = BLOCK_SIZE):
+    """Grouped conv with ``C / B`` groups of ``B`` channels and diagonal blocks.
+
+    ``B`` is the largest divisor of ``C`` not above ``block``; ``B = C`` is
+    ``"dense"`` and ``B = 1`` is ``"grouped"``.
+    """
+    k, _, c = w.shape
+    b = max(d for d in range(1, min(block, c) + 1) if c % d == 0)
+    g = c // b
+    blocks = w.reshape(k, k, g, b, 1) * jnp.eye(b, dtype=w.dtype)  # (k, k, g, b_in, b_out)
+    kernel = blocks.transpose(0, 1, 3, 2, 4).reshape(k, k, b, c)
+    return _conv(x, kernel, stride, dilation, pad, g)
+
+
+def _dw_shift(x, w, stride, dilation, pad):
+    k = w.shape[0]
+    ho = out_size(x.shape[1], k, stride=stride, dilation=dilation, padding=pad)
+    wo = out_size(x.shape[2], k, stride=stride, dilation=dilation, padding=pad)
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    out = None
+    for i in range(k):
+        for j in range(k):
+            term = _shifted(xp, i * dilation, j * dilation, ho, wo, stride) * w[i, j]
+            out = term if out is None else out + term
+    return out
+
+
+def _dw_shift_dx(g, w, h, wd, stride, dilation, pad):
+    """Input gradient: the cotangent, dilated by ``stride``, correlated with the flipped kernel."""
+    k = w.shape[0]
+    n, ho, wo, c = g.shape
+    span = (k - 1) * dilation
+    gz = lax.pad(
+        g,
+        np.asarray(0, g.dtype),
+        ((0, 0, 0), (span, h + pad - (ho - 1) * stride - 1, stride - 1),
+         (span, wd + pad - (wo - 1) * stride - 1, stride - 1), (0, 0, 0)),
+    )
+    out = None
+    for i in range(k):
+        for j in range(k):
+            h0, w0 = pad + (k - 1 - i) * dilation, pad + (k - 1 - j) * dilation
+            term = lax.slice(gz, (0, h0, w0, 0), (n, h0 + h, w0 + wd, c)) * w[i, j]
+            out = term if out is None else out + term
+    return out
+
+
+def _dw_shift_dw(x, g, k, stride, dilation, pad):
+    """Kernel gradient: all ``k * k`` tap products reduced over the pixels of each image in one
+    variadic reduce (one pass over the input), then over the batch.
+
+    Reducing to per-image partial sums first lets XLA:CPU split the work over the images (a
+    reduction straight to ``(C,)`` ran on one core): 2-3x faster on the retraining network's
+    shapes (7x7, 96x32x32x36: 45 -> 19 ms), never slower on the supernet's.
+    """
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))).astype(acc)
+    g = g.astype(acc)
+    ho, wo = g.shape[1:3]
+    zero = np.asarray(0, acc)
+    prods = tuple(_shifted(xp, i * dilation, j * dilation, ho, wo, stride) * g
+                  for i in range(k) for j in range(k))
+    per_image = lax.reduce(prods, (zero,) * len(prods),
+                           lambda a, b: tuple(u + v for u, v in zip(a, b)), (1, 2))
+    return jnp.stack(per_image).sum(axis=1).reshape(k, k, -1).astype(x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _dw_shift_vjp(x, w, stride, dilation, pad):
+    """``"shift"`` forward with a hand-written backward (reverse-mode only).
+
+    On a CPU each of the three tap sums (output, input gradient, kernel gradient) is compiled
+    apart (`fusion_barrier.isolate`, with the grouped conv as the compact fallback): fused
+    into their consumers they ran several times slower, and hundreds of shifted slices in
+    the main program made its compile need tens of GB. Where `native_kernels` serve (float32
+    on the CPU), the conv, the stride-1 input gradient and the kernel gradient are native
+    kernels instead.
+    """
+    if native_kernels.use_for(x, w):
+        return _dw_native(x, w, stride, dilation, pad)
+    return isolate(
+        lambda x, w: _dw_shift(x, w, stride, dilation, pad),
+        lambda x, w: _dw_grouped(x, w, stride, dilation, pad),
+        x, w)
+
+
+def _dw_shift_vjp_fwd(x, w, stride, dilation, pad):
+    return _dw_shift_vjp(x, w, stride, dilation, pad), (x, w)
+
+
+def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
+    x, w = res
+    x_struct = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    w_struct = jax.ShapeDtypeStruct(w.shape, w.dtype)
+
+    def grouped_dx(g, w):
+        return jax.linear_transpose(lambda x: _dw_grouped(x, w, stride, dilation, pad), x_struct)(g)[0]
+
+    def grouped_dw(g, x):
+        return jax.linear_transpose(lambda w: _dw_grouped(x, w, stride, dilation, pad), w_struct)(g)[0]
+
+    k = w.shape[0]
+    native = native_kernels.use_for(x, g, w)
+    if native and stride == 1 and 2 * pad == (k - 1) * dilation:
+        # the input gradient of a stride-1 'same' conv is the conv of g with the flipped kernel
+        dx = _dw_native(g, w[::-1, ::-1], 1, dilation, pad)
+    else:
+        dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
+                     grouped_dx, g, w)
+    if native:
+        dw = _dw_native_dw(x, g, k, stride, dilation, pad)
+    else:
+        dw = isolate(lambda g, x: _dw_shift_dw(x, g, k, stride, dilation, pad), grouped_dw, g, x)
+    return dx, dw.astype(w.dtype)
+
+
+# The native kernels (`native_kernels`) are opaque to JAX: each is a custom VJP whose backward
+# is the pure-XLA formulation's, so that reverse mode of second order still works.
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _dw_native(x, w, stride, dilation, pad):
+    k = w.shape[0]
+    out_hw = tuple(out_size(n, k, stride=stride, dilation=dilation, padding=pad)
+                   for n in x.shape[1:3])
+    return native_kernels.depthwise_conv(x, w, out_hw, stride, dilation, pad)
+
+
+def _dw_native_fwd(x, w, stride, dilation, pad):
+    return _dw_native(x, w, stride, dilation, pad), (x, w)
+
+
+def _dw_native_bwd(stride, dilation, pad, res, ct):
+    x, w = res
+    return jax.vjp(lambda x, w: _dw_shift(x, w, stride, dilation, pad), x, w)[1](ct)
+
+
+_dw_native.defvjp(_dw_native_fwd, _dw_native_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _dw_native_dw(x, g, k, stride, dilation, pad):
+    return native_kernels.depthwise_kernel_grad(x, g, k, stride, dilation, pad)
+
+
+def _dw_native_dw_fwd(x, g, k, stride, dilation, pad):
+    return _dw_native_dw(x, g, k, stride, dilation, pad), (x, g)
+
+
+def _dw_native_dw_bwd(k, stride, dilation, pad, res, ct):
+    x, g = res
+    return jax.vjp(lambda x, g: _dw_shift_dw(x, g, k, stride, dilation, pad), x, g)[1](ct)
+
+
+_dw_native_dw.defvjp(_dw_native_dw_fwd, _dw_native_dw_bwd)
+
+
+_dw_shift_vjp.defvjp(_dw_shift_vjp_fwd, _dw_shift_vjp_bwd)
+
+_DEPTHWISE = {
+    "grouped": _dw_grouped,
+    "dense": _dw_dense,
+    "shift": _dw_shift,
+    "shift_vjp": _dw_shift_vjp,
+    "blockdiag": _dw_blockdiag,
+}
+
+
+def depthwise_conv(
+    x: jax.Array,
+    w: jax.Array,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    impl: str | None = None,
+) -> jax.Array:
+    """Depthwise ``k x k`` convolution of ``x`` (N, H, W, C) with ``w`` (k, k, C), no bias.
+
+    Zero padding ``((k - 1) * dilation) // 2`` on each side; the output size is
+    PyTorch's ``(H + 2p - dilation * (k - 1) - 1) // stride + 1``.  ``impl`` is
+    one of ``IMPLS["depthwise_conv"]``; ``None`` means ``default_impl("depthwise_conv")``.
+    """
+    if w.ndim != 3 or w.shape[0] != w.shape[1] or w.shape[2] != x.shape[-1]:
+        raise ValueError(f"kernel must have shape (k, k, C={x.shape[-1]}), got {w.shape}")
+    impl = _resolve("depthwise_conv", impl)
+    pad = ((w.shape[0] - 1) * dilation) // 2
+    return _DEPTHWISE[impl](x, w.astype(x.dtype), stride, dilation, pad)
+
+
+# --------------------------------------------------------------------------- pools
+
+
+def _pad_value(dtype) -> np.ndarray:
+    """Lowest value of ``dtype``; concrete (numpy), so reduce_window stays differentiable."""
+    if jnp.issubdtype(dtype, jnp.floating):
+        return np.asarray(-np.inf, dtype)
+    return np.asarray(jnp.iinfo(dtype).min, dtype)
+
+
+def _separable(x, stride, init, op):
+    """Applies ``op`` over 3x3 windows (padding 1 filled with ``init``) as rows then columns."""
+    n, h, w, c = x.shape
+    ho, wo = out_size(h, 3, stride=stride), out_size(w, 3, stride=stride)
+    xp = lax.pad(x, init, ((0, 0, 0), (1, 1, 0), (1, 1, 0), (0, 0, 0)))
+    rows = [lax.slice(xp, (0, i, 0, 0), (n, i + (ho - 1) * stride + 1, w + 2, c), (1, stride, 1, 1)) for i in range(3)]
+    r = op(op(rows[0], rows[1]), rows[2])
+    cols = [lax.slice(r, (0, 0, j, 0), (n, ho, j + (wo - 1) * stride + 1, c), (1, 1, stride, 1)) for j in range(3)]
+    return op(op(cols[0], cols[1]), cols[2])
+
+
+@jax.custom_vjp
+def _box_sum3(x):
+    """3x3 window sums at stride 1 with zero padding, as rows then columns.
+
+    The map is linear and symmetric (each output sums a centred window), so it is its own
+    transpose: the VJP is the same window sum of the cotangent. Written out because JAX's
+    transpose of the slices (pads of the cotangent) fused badly on XLA:CPU inside a supernet's
+    backward pass; reverse mode only.
+    """
+    return _separable(x, 1, np.asarray(0, x.dtype), lax.add)
+
+
+_box_sum3.defvjp(lambda x: (_box_sum3(x), None), lambda _, g: (_box_sum3(g),))
+
+
+def _window(x, stride, init, op):
+    return lax.reduce_window(x, init, op, (1, 3, 3, 1), (1, stride, stride, 1), ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+
+def _counts(size: int, stride: int) -> np.ndarray:
+    """Number of non-padding taps of each output position along one axis."""
+    starts = np.arange(out_size(size, 3, stride=stride)) * stride - 1
+    return (np.minimum(starts + 2, size - 1) - np.maximum(starts, 0) + 1).astype(np.float32)
+
+
+def max_pool3(x: jax.Array, *, stride: int = 1, impl: str | None = None) -> jax.Array:
+    """3x3 max pool of ``x`` (N, H, W, C), padding 1 (padded values never win).
+
+    ``impl`` is one of ``IMPLS["max_pool3"]``; ``None`` means ``default_impl("max_pool3")``.
+    """
+    impl = _resolve("max_pool3", impl)
+    init = _pad_value(x.dtype)
+    if impl == "separable":
+        return _separable(x, stride, init, lax.max)
+    return _window(x, stride, init, lax.max)
+
+
+def avg_pool3(x: jax.Array, *, stride: int = 1, impl: str | None = None) -> jax.Array:
+    """3x3 average pool of ``x`` (N, H, W, C), padding 1, ``count_include_pad=False``.
+
+    ``impl`` is one of ``IMPLS["avg_pool3"]``; ``None`` means ``default_impl("avg_pool3")``.
+    """
+    impl = _resolve("avg_pool3", impl)
+    zero = np.asarray(0, x.dtype)
+    if impl == "separable":
+        total = _box_sum3(x) if stride == 1 else _separable(x, stride, zero, lax.add)
+    else:
+        total = _window(x, stride, zero, lax.add)
+    counts = np.outer(_counts(x.shape[1], stride), _counts(x.shape[2], stride))
+    return total / jnp.asarray(counts[None, :, :, None], x.dtype)

@@ -1,0 +1,2 @@
+"""Flax modules: candidate ops, the supernet, the final network; morphisms as pure functions
+(parent variables -> child variables)."""

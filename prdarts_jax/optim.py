@@ -1,0 +1,29 @@
+"""What the search and the retraining share: the per-epoch cosine learning rate, the SGD chain
+and the cross-entropy loss."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import optax
+
+
+def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
+    """PyTorch's CosineAnnealingLR stepped per epoch (T_max = epochs); the search restarts it
+    every cycle."""
+    return lr_min + (lr_max - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def sgd(*, momentum: float, weight_decay: float, grad_clip: float
+        ) -> optax.GradientTransformation:
+    """Global-norm clip, coupled weight decay, momentum (PyTorch's SGD); the caller applies the
+    learning rate, so that it can be a traced step argument."""
+    return optax.chain(optax.clip_by_global_norm(grad_clip),
+                       optax.add_decayed_weights(weight_decay),
+                       optax.trace(decay=momentum))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example softmax cross entropy with integer labels."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)

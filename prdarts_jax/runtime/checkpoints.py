@@ -1,0 +1,111 @@
+"""Orbax checkpoints of a whole run's state, and finding the latest readable one.
+
+A checkpoint has two items: `state` (a pytree of arrays) and `meta` (JSON). In a search the state
+is params, batch stats, α and both optimizer states, and meta holds the position, pools and
+histories, lineage, every RNG and iterator state, the metrics.jsonl offset and elapsed time;
+retraining stores its own (see training.py). Checkpoints are numbered by the position they resume
+at; numbers that are multiples of `keep_every` (if set; in a search: the start of a cycle,
+after pruning and morphing) are all kept, other ones only the newest few.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from typing import Any, Callable
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+from prdarts_jax.errors import CheckpointError
+from prdarts_jax.runtime import interrupts
+
+log = logging.getLogger("prdarts_jax")
+
+CHECKPOINT_DIR = "checkpoints"
+STEP_STRIDE = 100_000
+CYCLE_STRIDE = 1000 * STEP_STRIDE
+FORMAT_VERSION = 1
+
+
+def position_id(cycle: int, epoch: int, step: int) -> int:
+    return (cycle * 1000 + epoch) * STEP_STRIDE + step
+
+
+class Checkpointer:
+    """Saves and restores checkpoints under `<workdir>/checkpoints`.
+
+    Saves are synchronous: the step programs donate the state's buffers right after a save, so
+    an asynchronous copy would risk reading freed memory.
+    """
+
+    def __init__(self, workdir: str, keep: int = 3, keep_every: int = CYCLE_STRIDE):
+        kept = [policies.LatestN(keep)] + ([policies.EveryNSteps(keep_every)]
+                                           if keep_every else [])
+        policy = policies.AnyPreservationPolicy(kept)
+        options = ocp.CheckpointManagerOptions(
+            create=True, enable_async_checkpointing=False, preservation_policy=policy,
+            cleanup_tmp_directories=True)
+        self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+        self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                             item_names=("state", "meta"))
+
+    def save(self, position: int, state: Any, meta: dict) -> None:
+        interrupts.arm_kill_in_save(position)
+        self.manager.save(position, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(
+                {**meta, "format_version": FORMAT_VERSION})), force=True)
+        self.manager.wait_until_finished()
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def restore_latest(self, target_for: Callable[[dict], Any]) -> tuple[Any, dict] | None:
+        """(state, meta) of the newest readable checkpoint; None if there are none.
+
+        `target_for(meta)` gives the abstract state to restore into (it depends on the pools).
+        Unreadable checkpoints are skipped with a warning; if none is readable, CheckpointError.
+        """
+        steps = self.steps()
+        skipped = []
+        for step in reversed(steps):
+            try:
+                meta = self.manager.restore(step, args=ocp.args.Composite(
+                    meta=ocp.args.JsonRestore()))["meta"]
+                if meta.get("format_version") != FORMAT_VERSION:
+                    raise ValueError(f"format version {meta.get('format_version')}")
+                target = target_for(meta)
+                state = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target)))["state"]
+                jax.block_until_ready(state)
+                self._set_aside(skipped)
+                return state, meta
+            except Exception as err:  # noqa: BLE001 - any damage means: try the previous one
+                skipped.append(step)
+                log.warning("skipping unreadable checkpoint %s/%d: %s", self.directory, step,
+                            str(err).splitlines()[0][:200] if str(err) else type(err).__name__)
+        if steps:
+            raise CheckpointError(
+                f"none of the {len(steps)} checkpoints in {self.directory} is readable; move "
+                "that folder away to start the run afresh (nothing was changed)")
+        return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Moves unreadable checkpoints newer than the restored one to `checkpoints_unreadable/`
+        (kept for inspection), so that the resumed run can save those positions again."""
+        if not steps:
+            return
+        aside = self.directory + "_unreadable"
+        os.makedirs(aside, exist_ok=True)
+        for step in steps:
+            src = os.path.join(self.directory, str(step))
+            if os.path.exists(src):
+                shutil.move(src, os.path.join(aside, f"{step}-{int(time.time())}"))
+        self.manager.reload()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

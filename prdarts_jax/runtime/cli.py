@@ -1,0 +1,34 @@
+"""Shared CLI plumbing: logging set-up and one-line errors instead of stack traces."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from prdarts_jax.errors import (
+    CheckpointError,
+    NonFiniteLossError,
+    SearchInterrupted,
+    TrainingInterrupted,
+)
+from prdarts_jax.runtime import host_memory
+
+USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError, SearchInterrupted,
+               TrainingInterrupted, CheckpointError)
+
+
+def run_main(fn: Callable[[], object]) -> None:
+    """Runs `fn`; a user-facing error (bad config, missing data, NaN loss) exits with one line."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                        force=True)
+    for noisy in ("absl", "jax._src.xla_bridge"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    host = host_memory.describe()
+    if host:
+        logging.info(host)
+    try:
+        fn()
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,181 @@
+"""Genotypes: discrete cells as (op, input) pairs, JSON in and out, and the published cells.
+
+A cell has 4 nodes; node j sums two ops whose inputs are states 0..j+1 (0 and 1 are the cell
+inputs, 2+ earlier nodes). The search writes `genotype.json` in this format, and the final
+network reads it (`load_genotype` takes a built-in name or a path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+from prdarts_jax.space.opspec import OpSpec
+from prdarts_jax.space.spaces import NODES, OPS_PER_CELL
+
+Pair = tuple[OpSpec, int]
+CONCAT = (2, 3, 4, 5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Genotype:
+    normal: tuple[Pair, ...]
+    reduce: tuple[Pair, ...]
+    normal_concat: tuple[int, ...] = CONCAT
+    reduce_concat: tuple[int, ...] = CONCAT
+
+    def __post_init__(self) -> None:
+        for name in ("normal", "reduce"):
+            _validate_cell(name, getattr(self, name), getattr(self, f"{name}_concat"))
+
+    def to_json(self) -> dict:
+        out = {}
+        for name in ("normal", "reduce"):
+            out[name] = [[str(op), i] for op, i in getattr(self, name)]
+            out[f"{name}_concat"] = list(getattr(self, f"{name}_concat"))
+        return out
+
+    @staticmethod
+    def from_json(d: dict) -> "Genotype":
+        try:
+            cells = {name: tuple((OpSpec.parse(op), int(i)) for op, i in d[name])
+                     for name in ("normal", "reduce")}
+            concat = {f"{n}_concat": tuple(int(i) for i in d.get(f"{n}_concat", CONCAT))
+                      for n in ("normal", "reduce")}
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"malformed genotype JSON ({err!r}); expected keys normal, reduce "
+                             "with [op, input] pairs") from None
+        return Genotype(**cells, **concat)
+
+    def describe(self) -> str:
+        """The compact display form used by the spec, one line per cell type."""
+        def cell(pairs: tuple[Pair, ...]) -> str:
+            nodes = [pairs[2 * j:2 * j + 2] for j in range(NODES)]
+            return " | ".join(" ".join(f"{_compact(op)}@{i}" for op, i in node) for node in nodes)
+        return f"normal: {cell(self.normal)}\nreduce: {cell(self.reduce)}"
+
+
+def _compact(op: OpSpec) -> str:
+    if not op.is_conv:
+        return str(op)
+    dil = f",dil={op.dil}" if op.dil != 1 else ""
+    return f"conv(k{op.k},[{','.join(map(str, op.c_mul))}]{dil})"
+
+
+def _validate_cell(name: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> None:
+    if len(pairs) != OPS_PER_CELL:
+        raise ValueError(f"genotype {name} cell needs {OPS_PER_CELL} (op, input) pairs, "
+                         f"got {len(pairs)}")
+    for n, (op, i) in enumerate(pairs):
+        if not isinstance(op, OpSpec):
+            raise ValueError(f"genotype {name} pair {n}: {op!r} is not an op")
+        if not 0 <= i < 2 + n // 2:
+            raise ValueError(f"genotype {name} pair {n} ({op}): input {i} out of range "
+                             f"0..{1 + n // 2} for node {n // 2}")
+    if not concat or any(not 0 <= c < 2 + NODES for c in concat):
+        raise ValueError(f"genotype {name}_concat {list(concat)} must name states 0..{1 + NODES}")
+
+
+_TOKEN = re.compile(r"(\S+)@(\d+)")
+
+
+def parse_cell(text: str) -> tuple[Pair, ...]:
+    """Reads the spec's notation: `conv(k5,[1])@0 conv(k3,[1])@1 | …`."""
+    return tuple((OpSpec.parse(op), int(i)) for op, i in _TOKEN.findall(text))
+
+
+def _published(normal: str, reduce: str) -> Genotype:
+    return Genotype(parse_cell(normal), parse_cell(reduce))
+
+
+def _darts(normal: list, reduce: list) -> Genotype:
+    return Genotype(tuple((OpSpec.parse(o), i) for o, i in normal),
+                    tuple((OpSpec.parse(o), i) for o, i in reduce))
+
+
+PUBLISHED: dict[str, Genotype] = {
+    "DL1": _published(
+        "conv(k5,[1])@0 conv(k3,[1])@1 | conv(k3,[1])@1 skip@2 | conv(k3,[1])@1 skip@2 | "
+        "skip@0 skip@2",
+        "conv(k3,[1])@0 skip@1 | maxpool3@0 conv(k5,[1])@2 | conv(k3,[1])@0 conv(k3,[1])@1 | "
+        "maxpool3@1 conv(k3,[1])@4"),
+    "DL2": _published(
+        "conv(k3,[1])@0 conv(k3,[])@1 | conv(k3,[])@1 conv(k7,[1])@2 | skip@0 conv(k5,[1])@1 | "
+        "conv(k3,[1])@1 conv(k7,[1])@4",
+        "conv(k3,[])@0 conv(k3,[1])@1 | conv(k3,[1])@1 skip@2 | maxpool3@0 conv(k3,[])@3 | "
+        "conv(k3,[])@0 skip@3"),
+    "DR": _published(
+        "conv(k3,[])@0 conv(k3,[3])@1 | conv(k7,[1])@1 conv(k5,[2])@2 | skip@1 skip@3 | "
+        "skip@0 skip@2",
+        "conv(k5,[2])@0 maxpool3@1 | maxpool3@1 conv(k3,[1])@2 | maxpool3@0 conv(k3,[3])@2 | "
+        "maxpool3@0 conv(k1,[1])@3"),
+    "UR": _published(
+        "conv(k3,[2])@0 conv(k1,[])@1 | conv(k3,[1,1,1])@1 conv(k5,[])@2 | "
+        "conv(k1,[1])@1 conv(k3,[1,1])@2 | conv(k1,[1])@3 conv(k5,[1,1])@4",
+        "conv(k7,[1])@0 conv(k3,[])@1 | conv(k3,[1,1])@0 conv(k3,[1])@2 | skip@0 skip@2 | "
+        "conv(k7,[1,1])@1 skip@2"),
+    "DARTS_V1": _darts(
+        [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 1),
+         ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)],
+        [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
+         ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("avg_pool_3x3", 0)]),
+    "DARTS_V2": _darts(
+        [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+         ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
+        [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
+         ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)]),
+    "PDARTS": _darts(
+        [("skip_connect", 0), ("dil_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 1),
+         ("sep_conv_3x3", 1), ("sep_conv_3x3", 3), ("sep_conv_3x3", 0), ("dil_conv_5x5", 4)],
+        [("avg_pool_3x3", 0), ("sep_conv_5x5", 1), ("sep_conv_3x3", 0), ("dil_conv_5x5", 2),
+         ("max_pool_3x3", 0), ("dil_conv_3x3", 1), ("dil_conv_3x3", 1), ("dil_conv_5x5", 3)]),
+}
+
+
+def save_genotype(genotype: Genotype, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(genotype.to_json(), f, indent=1)
+
+
+def load_genotype(name_or_path: str) -> Genotype:
+    """A built-in genotype by name (DL1, DL2, DR, UR, DARTS_V1, DARTS_V2, PDARTS) or a JSON path."""
+    if name_or_path.upper() in PUBLISHED:
+        return PUBLISHED[name_or_path.upper()]
+    if not os.path.exists(name_or_path):
+        raise ValueError(f"unknown genotype {name_or_path!r}: neither a built-in name "
+                         f"({', '.join(PUBLISHED)}) nor an existing genotype.json path")
+    try:
+        with open(name_or_path) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"genotype file {name_or_path} is not valid JSON: {err}") from None
+    return Genotype.from_json(data)
+
+
+def derive_genotype(edges: dict, alphas: dict) -> Genotype:
+    """The discrete cells after a search (SPEC §4): per edge its highest-α op, weighted by
+    softmax(α) of that op; per node the two strongest incoming edges, listed by input.
+
+    `edges[t]` holds the 14 op tuples of cell type t and `alphas[t]` their α vectors, both in
+    the supernet's edge order (node by node, inputs ascending).
+    """
+    import numpy as np
+
+    cells = {}
+    for t in ("normal", "reduce"):
+        pairs, e = [], 0
+        for j in range(NODES):
+            cands = []
+            for i in range(j + 2):
+                a = np.asarray(alphas[t][e], np.float64)
+                w = np.exp(a - a.max())
+                w /= w.sum()
+                best = int(np.argmax(a))
+                cands.append((-float(w[best]), i, edges[t][e][best]))
+                e += 1
+            top = sorted(sorted(cands)[:2], key=lambda c: c[1])
+            pairs += [(op, i) for _, i, op in top]
+        cells[t] = tuple(pairs)
+    return Genotype(cells["normal"], cells["reduce"])

@@ -1,0 +1,1 @@
+"""Retraining and evaluating a genotype: config, programs, loop (`python -m prdarts_jax.train`)."""

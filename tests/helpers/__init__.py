@@ -1,0 +1,75 @@
+"""Helpers shared by the tests: the repository root, the tiny search config, its final state,
+and a copy of a finished search rolled back to the start of a cycle.
+
+Hypothesis strategies are in `tests.helpers.strategies`, fabricated workdirs in
+`tests.helpers.fake_runs`.
+"""
+
+import os
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from configs import quick  # noqa: E402
+
+
+def tiny_config(data_dir, **overrides):
+    config = quick.get_config()
+    config.data_dir = str(data_dir)
+    config.channels = 4
+    config.layers = 3
+    config.schedule.epochs = (2, 2, 1, 1)
+    config.schedule.grace = (1, 1, 0, 0)
+    config.eval_max_samples = 256
+    config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
+    for k, v in overrides.items():
+        config[k] = v
+    return config
+
+
+def short_config(data_dir, **overrides):
+    """The tiny search with 4 steps per epoch and α started with a spread (decisive rankings)."""
+    return tiny_config(data_dir, max_steps_per_epoch=4, alpha_init_scale=1.0, **overrides)
+
+
+def final_state(workdir, config):
+    """(state, meta) of the latest checkpoint of a search workdir, restored on one device."""
+    from prdarts_jax.data import dataset_info
+    from prdarts_jax.runtime.checkpoints import Checkpointer
+    from prdarts_jax.runtime.parallel import data_placement
+    from prdarts_jax.search.config import hyper
+    from prdarts_jax.search.loop import _abstract_state, build_supernet
+    from prdarts_jax.search.pools import CellPools
+
+    info = dataset_info(config.dataset)
+    ckpt = Checkpointer(str(workdir))
+    try:
+        return ckpt.restore_latest(lambda meta: _abstract_state(
+            build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),
+            config, info, hyper(config), data_placement(1)))
+    finally:
+        ckpt.close()
+
+
+def rolled_back_copy(workdir, dest, cycle: int) -> str:
+    """A copy of a finished search as it was when `cycle` began (later checkpoints removed)."""
+    from prdarts_jax.runtime.checkpoints import position_id
+
+    shutil.copytree(workdir, dest)
+    for name in ("genotype.json", "genotype.txt", "final_pools.json"):
+        os.remove(os.path.join(dest, name))
+    ckpt_dir = os.path.join(dest, "checkpoints")
+    for name in os.listdir(ckpt_dir):
+        if name.isdigit() and int(name) > position_id(cycle, 0, 0):
+            shutil.rmtree(os.path.join(ckpt_dir, name))
+    assert str(position_id(cycle, 0, 0)) in os.listdir(ckpt_dir)
+    return str(dest)
+
+
+def fixed_mock_getitems(record_keys, generator, serialized=False):
+    """tfds 4.9.10's mock `__getitems__`, fixed (see tests/data/test_sources.py)."""
+    del serialized
+    return [generator[key] for key in record_keys]

@@ -1,0 +1,164 @@
+import os
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from prdarts_jax.kernels import native_kernels, primitives
+
+needs_compiler = pytest.mark.skipif(native_kernels.compiler() is None,
+                                    reason="no C++ compiler on this machine")
+
+
+def _reference(x, g, k, stride, dilation, pad):
+    return primitives._dw_shift_dw(x, g, k, stride, dilation, pad)
+
+
+def _operands(n, h, c, k, stride, dilation, seed=0):
+    pad = dilation * (k - 1) // 2
+    ho = primitives.out_size(h, k, stride=stride, dilation=dilation)
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.standard_normal((n, h, h, c)), jnp.float32)
+    g = jnp.asarray(rng.standard_normal((n, ho, ho, c)), jnp.float32)
+    return x, g, pad
+
+
+@needs_compiler
+@pytest.mark.parametrize("n,h,c,k,stride,dilation", [
+    (2, 8, 4, 3, 1, 1),      # fewer channels than a SIMD vector
+    (3, 7, 20, 5, 2, 1),     # stride 2 on an odd size, channels not a whole vector
+    (2, 9, 36, 3, 1, 2),     # dilated
+    (1, 6, 50, 7, 1, 1),     # one image, more channels than one block of vectors
+    (4, 5, 17, 1, 1, 1),     # 1x1
+    (2, 11, 6, 9, 1, 1),     # a kernel size without a specialised loop
+    (20, 4, 16, 3, 2, 2),    # more images than blocks
+])
+def test_kernel_gradient_matches_the_xla_reduction(n, h, c, k, stride, dilation):
+    x, g, pad = _operands(n, h, c, k, stride, dilation)
+    assert native_kernels.available()
+    got = jax.jit(native_kernels.depthwise_kernel_grad, static_argnums=(2, 3, 4, 5))(
+        x, g, k, stride, dilation, pad)
+    want = _reference(x, g, k, stride, dilation, pad)
+    assert got.shape == (k, k, c)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * float(jnp.abs(want).max()))
+    again = native_kernels.depthwise_kernel_grad(x, g, k, stride, dilation, pad)
+    np.testing.assert_array_equal(got, again)   # fixed blocks: the same bits on every call
+
+
+@needs_compiler
+@pytest.mark.parametrize("n,h,c,k,stride,dilation", [
+    (2, 8, 4, 3, 1, 1),
+    (3, 7, 20, 5, 2, 1),     # stride 2, odd size: output widths not a multiple of 4
+    (2, 9, 36, 3, 1, 2),
+    (1, 6, 50, 7, 1, 1),     # channels past two vectors
+    (4, 5, 17, 1, 1, 1),
+    (2, 11, 6, 9, 1, 1),
+])
+def test_conv_matches_the_tap_sums(n, h, c, k, stride, dilation):
+    x, _, pad = _operands(n, h, c, k, stride, dilation)
+    w = jnp.asarray(np.random.default_rng(3).standard_normal((k, k, c)), jnp.float32)
+    ho = primitives.out_size(h, k, stride=stride, dilation=dilation)
+    got = native_kernels.depthwise_conv(x, w, (ho, ho), stride, dilation, pad)
+    want = primitives._dw_shift(x, w, stride, dilation, pad)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
+def test_shift_vjp_uses_the_native_kernel_on_the_cpu_and_stays_differentiable():
+    x, g, pad = _operands(2, 6, 5, 3, 1, 1, seed=1)
+    w = jnp.asarray(np.random.default_rng(2).standard_normal((3, 3, 5)), jnp.float32)
+
+    def loss(x, w, impl):
+        return jnp.sum(primitives.depthwise_conv(x, w, impl=impl) * g)
+
+    step = jax.value_and_grad(loss, argnums=(0, 1))
+    text = jax.jit(step, static_argnums=2).lower(x, w, "shift_vjp").as_text()
+    assert text.count("prdarts_depthwise_conv") == 2   # forward and input gradient
+    assert text.count("prdarts_depthwise_kernel_grad") == 1
+    chex.assert_trees_all_close(step(x, w, "shift_vjp"), step(x, w, "grouped"),
+                                rtol=1e-5, atol=1e-5)
+    # second order: the native kernel's own VJP is the XLA formulation's
+    second = jax.grad(lambda x: jnp.sum(jnp.square(jax.grad(loss, argnums=1)(x, w, "shift_vjp"))))
+    want2 = jax.grad(lambda x: jnp.sum(jnp.square(jax.grad(loss, argnums=1)(x, w, "grouped"))))
+    np.testing.assert_allclose(second(x), want2(x), rtol=1e-4, atol=1e-4)
+
+
+def test_off_switch_keeps_the_xla_reduction(monkeypatch):
+    monkeypatch.setenv(native_kernels.ENV, "off")
+    x, g, _ = _operands(2, 6, 5, 3, 1, 1)
+    w = jnp.ones((3, 3, 5), jnp.float32)
+    assert not native_kernels.use_for(x, g)
+    text = jax.jit(jax.grad(lambda x, w: jnp.sum(
+        primitives.depthwise_conv(x, w, impl="shift_vjp") * g), argnums=1)).lower(x, w).as_text()
+    assert "prdarts_depthwise" not in text
+
+
+def test_only_float32_operands_use_the_native_kernel():
+    x = jnp.ones((1, 4, 4, 3), jnp.bfloat16)
+    assert not native_kernels.use_for(x, x)
+
+
+def test_bad_setting_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv(native_kernels.ENV, "sometimes")
+    with pytest.raises(ValueError, match="PRDARTS_NATIVE_KERNELS='sometimes' is not one of"):
+        native_kernels.mode()
+
+
+@needs_compiler
+def test_build_is_cached_per_source_compiler_and_cpu(tmp_path):
+    env = {**os.environ, native_kernels.CACHE_ENV: str(tmp_path)}
+    path = native_kernels.build(env)
+    assert path.parent == tmp_path and path.suffix == ".so"
+    stamp = path.stat().st_mtime_ns
+    assert native_kernels.build(env) == path and path.stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]   # no temporary file left
+
+
+def test_a_failing_compiler_is_a_build_error_naming_it(tmp_path):
+    env = {**os.environ, native_kernels.CACHE_ENV: str(tmp_path), "CXX": "/bin/false"}
+    with pytest.raises(native_kernels.NativeBuildError, match="/bin/false"):
+        native_kernels.build(env)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_a_compiler_the_depthwise_gradient_falls_back_with_one_warning(tmp_path):
+    """In a fresh process whose compiler fails: a warning naming the cause, then the XLA
+    reduction, with the same gradient."""
+    code = """
+import logging, jax, jax.numpy as jnp, numpy as np
+logging.basicConfig(level=logging.WARNING)
+from prdarts_jax.kernels import native_kernels
+from prdarts_jax.kernels import primitives
+x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 6, 6, 5)), jnp.float32)
+w = jnp.asarray(np.random.default_rng(1).standard_normal((3, 3, 5)), jnp.float32)
+f = lambda w, impl: jnp.sum(primitives.depthwise_conv(x, w, impl=impl) ** 2)
+a = jax.grad(f)(w, "shift_vjp"); b = jax.grad(f)(w, "shift_vjp"); c = jax.grad(f)(w, "grouped")
+np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+print("native", native_kernels.available())
+"""
+    env = {**os.environ, native_kernels.CACHE_ENV: str(tmp_path), "CXX": "/bin/false",
+           "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "native False" in done.stdout
+    warnings = [ln for ln in done.stderr.splitlines() if "native CPU kernels unavailable" in ln]
+    assert len(warnings) == 1 and "/bin/false" in warnings[0]
+
+
+@needs_compiler
+def test_a_damaged_cached_library_is_rebuilt(tmp_path):
+    env = {**os.environ, native_kernels.CACHE_ENV: str(tmp_path)}
+    path = native_kernels.build(env)
+    path.write_bytes(b"not a library")
+    code = ("from prdarts_jax.kernels import native_kernels; import sys; "
+            "sys.exit(0 if native_kernels.available() else 1)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**env, "JAX_PLATFORMS": "cpu"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert path.read_bytes()[:4] == b"\x7fELF"
