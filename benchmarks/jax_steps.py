@@ -1,6 +1,6 @@
 """The JAX side of the side-by-side benchmarks: prdarts_jax's step programs on a given batch.
 
-`prdarts_jax.search.bilevel.make_programs` and `prdarts_jax.train.loop.make_programs` gather and augment
+`prdarts_jax.search.bilevel.make_programs` and `prdarts_jax.train.programs.make_programs` gather and augment
 their batch inside the step; the PyTorch reference gets a ready batch (its data loader's work is
 not timed). To time the same work in both frameworks, the programs here take a ready float
 batch and are otherwise built like the project's: the same Flax modules, bilevel's optimizer
@@ -190,7 +190,7 @@ class SearchStep:
 
 
 class TrainStep:
-    """The retraining step, as `training.make_programs`' `train_step` without the in-step
+    """The retraining step, as `train.programs.make_programs`' `train_step` without the in-step
     augmentation: one program, state donated, lr and drop probability traced."""
 
     def __init__(self, net: Network, momentum: float = 0.9, weight_decay: float = 3e-4,

@@ -19,7 +19,7 @@ flags.mark_flags_as_required(["workdir"])
 def _evaluate() -> None:
     from prdarts_jax.runtime.distributed import maybe_initialize
     maybe_initialize()
-    from prdarts_jax.train.loop import evaluate_workdir
+    from prdarts_jax.train.evaluate import evaluate_workdir
     r = evaluate_workdir(_WORKDIR.value, _DATA_DIR.value)
     print(f"epoch {r['epoch']}: test loss {r['test_loss']:.4f} accuracy {r['test_acc']:.4f} "
           f"error {r['test_error']:.4f} (params: {r['params']})")

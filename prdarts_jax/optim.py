@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -27,3 +28,12 @@ def sgd(*, momentum: float, weight_decay: float, grad_clip: float
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Per-example softmax cross entropy with integer labels."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def masked_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array
+                ) -> tuple[jax.Array, jax.Array]:
+    """(sum of the cross entropies, number of correct predictions) over the examples where
+    `mask` is 1: an evaluation batch padded to a fixed shape."""
+    losses = cross_entropy(logits, labels)
+    correct = jnp.argmax(logits, -1) == labels
+    return jnp.sum(losses * mask), jnp.sum(correct * mask)

@@ -161,27 +161,36 @@ def plot_search(epochs: Sequence[Mapping], stats: Mapping[int, Mapping],
         _bands(ax, axis, epochs, schedule)
     for ax in axes[0]:
         _cycle_ticks(ax, axis)
-
     _schedule_panel(axes[0, 0], axis, schedule, stats)
+    _training_panels(axes[1:4, 0], axis, epochs)
+    _time_panel(axes[4, 0], axis, epochs)
+    _distinct_ops_panel(axes[5, 0], axis, stats)
+    _pool_panels(axes[:, 1], axis, stats)
+    _legends_and_labels(axes, axis)
+    fig.suptitle(title or "search statistics", fontsize=13)
+    return save_figure(fig, stem, dpi=90)
 
-    ax = axes[1, 0]
-    _series(ax, axis, epochs, "lr", "", color="#333333")
-    ax.set_ylabel("learning rate")
 
-    ax = axes[2, 0]
-    _series(ax, axis, epochs, "train_acc", "train (weight half)", color="#1f6fb4")
-    _series(ax, axis, epochs, "alpha_acc", "train (α half, α steps)", color="#8fb9dd")
-    _series(ax, axis, epochs, "val_acc", "validation (α half, inference)", color="#c0392b")
-    ax.set_ylabel("accuracy")
+_HALVES = (("train", "train (weight half)", "#1f6fb4"),
+           ("alpha", "train (α half, α steps)", "#8fb9dd"),
+           ("val", "validation (α half, inference)", "#c0392b"))
 
-    ax = axes[3, 0]
-    _series(ax, axis, epochs, "train_loss", "train (weight half)", color="#1f6fb4")
-    _series(ax, axis, epochs, "alpha_loss", "train (α half, α steps)", color="#8fb9dd")
-    _series(ax, axis, epochs, "val_loss", "validation (α half, inference)", color="#c0392b")
-    ax.set_yscale("log")
-    ax.set_ylabel("loss (log scale)")
 
-    ax = axes[4, 0]
+def _training_panels(axes, axis: CycleAxis, epochs: Sequence[Mapping]) -> None:
+    """Learning rate, accuracies and losses per epoch."""
+    lr_ax, acc_ax, loss_ax = axes
+    _series(lr_ax, axis, epochs, "lr", "", color="#333333")
+    lr_ax.set_ylabel("learning rate")
+    for ax, metric in ((acc_ax, "acc"), (loss_ax, "loss")):
+        for prefix, label, color in _HALVES:
+            _series(ax, axis, epochs, f"{prefix}_{metric}", label, color=color)
+    acc_ax.set_ylabel("accuracy")
+    loss_ax.set_yscale("log")
+    loss_ax.set_ylabel("loss (log scale)")
+
+
+def _time_panel(ax, axis: CycleAxis, epochs: Sequence[Mapping]) -> None:
+    """Seconds per epoch as bars, the batch size on a second axis."""
     pts = [(axis.x(r), r["seconds"]) for r in epochs if r.get("seconds") is not None]
     if pts:
         ax.bar(*zip(*pts), 0.7, color="#c9c9c9", label="seconds per epoch (a cycle's first "
@@ -197,26 +206,29 @@ def plot_search(epochs: Sequence[Mapping], stats: Mapping[int, Mapping],
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="upper left", framealpha=0.9)
 
-    ax = axes[5, 0]
+
+def _distinct_ops_panel(ax, axis: CycleAxis, stats: Mapping[int, Mapping]) -> None:
     for t in ("normal", "reduce"):
         _per_cycle(ax, axis, {c: s[t]["distinct_ops"] for c, s in stats.items()},
                    f"{t} cell", **CELL_STYLES[t])
     ax.set_ylabel("distinct ops in the cell")
     ax.set_ylim(bottom=0)
 
+
+def _pool_panels(axes, axis: CycleAxis, stats: Mapping[int, Mapping]) -> None:
+    """The right column: op types, kernel sizes, similarity, dilations and depths per cycle."""
     for row, t in ((0, "normal"), (1, "reduce")):
-        _stacked(axes[row, 1], axis, {c: s[t]["op_types"] for c, s in stats.items()},
+        _stacked(axes[row], axis, {c: s[t]["op_types"] for c, s in stats.items()},
                  OP_KINDS, [KIND_COLORS[k] for k in OP_KINDS], OP_KINDS)
-        axes[row, 1].set_ylabel(f"{t}: op types")
+        axes[row].set_ylabel(f"{t}: op types")
     for row, t in ((2, "normal"), (3, "reduce")):
         keys = sorted({k for s in stats.values() for k in s[t]["kernel_sizes"]} |
                       {str(k) for k in KERNEL_SIZES}, key=int)
         colors = [_kernel_color(int(k)) for k in keys]
-        _stacked(axes[row, 1], axis, {c: s[t]["kernel_sizes"] for c, s in stats.items()},
+        _stacked(axes[row], axis, {c: s[t]["kernel_sizes"] for c, s in stats.items()},
                  keys, colors, [f"{k}x{k}" for k in keys])
-        axes[row, 1].set_ylabel(f"{t}: conv kernel sizes")
-
-    ax = axes[4, 1]
+        axes[row].set_ylabel(f"{t}: conv kernel sizes")
+    ax = axes[4]
     for t in ("normal", "reduce"):
         _per_cycle(ax, axis, {c: s[t]["similarity"] for c, s in stats.items()},
                    f"similarity, {t}", **CELL_STYLES[t])
@@ -225,8 +237,7 @@ def plot_search(epochs: Sequence[Mapping], stats: Mapping[int, Mapping],
                    alpha=0.7)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("similarity / probability")
-
-    ax = axes[5, 1]
+    ax = axes[5]
     for t in ("normal", "reduce"):
         style = CELL_STYLES[t]
         _per_cycle(ax, axis, {c: 1 - s[t]["dilations"].get("1", 0.0) for c, s in stats.items()},
@@ -236,6 +247,8 @@ def plot_search(epochs: Sequence[Mapping], stats: Mapping[int, Mapping],
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("fraction of the convs")
 
+
+def _legends_and_labels(axes, axis: CycleAxis) -> None:
     for ax in axes[:, 0]:
         if ax.get_legend() is None and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best", framealpha=0.9)
@@ -246,8 +259,6 @@ def plot_search(epochs: Sequence[Mapping], stats: Mapping[int, Mapping],
     for ax in axes[-1]:
         ax.set_xlabel("epoch (all cycles in order; hatched: grace epochs)")
         ax.set_xlim(-0.5, max(axis.end, 1) - 0.5)
-    fig.suptitle(title or "search statistics", fontsize=13)
-    return save_figure(fig, stem, dpi=90)
 
 
 def _kernel_color(k: int) -> str:

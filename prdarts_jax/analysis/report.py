@@ -17,9 +17,10 @@ import re
 from typing import Any, Mapping, Sequence
 
 from prdarts_jax.runtime.metrics import read_metrics
-from prdarts_jax.search.pools import CELL_TYPES, CellPools, PoolReport
+from prdarts_jax.search.pools import CellPools, PoolReport
 from prdarts_jax.search.statistics import SETTING_KEYS, history_statistics, pool_history
 from prdarts_jax.space.genotypes import Genotype, derive_genotype, load_genotype
+from prdarts_jax.space.spaces import CELL_TYPES
 
 log = logging.getLogger("prdarts_jax")
 PROVISIONAL_NOTE = ("The search has not finished: per edge its strongest op and per node the "

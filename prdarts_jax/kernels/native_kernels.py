@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +54,7 @@ class NativeBuildError(RuntimeError):
     """The native kernels could not be compiled or loaded."""
 
 
-def mode(environ=os.environ) -> str:
+def mode(environ: Mapping[str, str] = os.environ) -> str:
     """`auto` or `off`, from `PRDARTS_NATIVE_KERNELS`; a bad value is a one-line error."""
     value = environ.get(ENV, "auto").strip().lower()
     if value not in _MODES:
@@ -61,14 +62,14 @@ def mode(environ=os.environ) -> str:
     return _MODES[value]
 
 
-def compiler(environ=os.environ) -> str | None:
+def compiler(environ: Mapping[str, str] = os.environ) -> str | None:
     """The C++ compiler to build with: `$CXX`, else the first of c++, g++, clang++ on PATH."""
     if environ.get("CXX"):
         return shutil.which(environ["CXX"]) or environ["CXX"]
     return next((p for p in map(shutil.which, ("c++", "g++", "clang++")) if p), None)
 
 
-def cache_dir(environ=os.environ) -> Path:
+def cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     if environ.get(CACHE_ENV):
         return Path(environ[CACHE_ENV])
     base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -93,7 +94,7 @@ def _compiler_version(cxx: str) -> str:
         raise NativeBuildError(f"C++ compiler {cxx!r} does not run ({e})") from None
 
 
-def library_path(cxx: str, environ=os.environ) -> Path:
+def library_path(cxx: str, environ: Mapping[str, str] = os.environ) -> Path:
     """Where the library built by `cxx` from the current source for this CPU is cached."""
     key = hashlib.sha256()
     for part in (SOURCE.read_bytes(), _compiler_version(cxx).encode(), " ".join(FLAGS).encode(),
@@ -103,7 +104,7 @@ def library_path(cxx: str, environ=os.environ) -> Path:
     return cache_dir(environ) / f"prdarts_native_{key.hexdigest()[:16]}.so"
 
 
-def build(environ=os.environ) -> Path:
+def build(environ: Mapping[str, str] = os.environ) -> Path:
     """Compiles the kernels (unless cached) and returns the library's path.
 
     The library is written to a temporary file and renamed, so processes building at the same

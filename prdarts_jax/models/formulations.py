@@ -1,10 +1,22 @@
-"""Which formulation of each backend-sensitive primitive the models run with: the one switch.
+"""How the backend computes what the models describe: the one switch.
 
-The models are written as the paper's math; `kernels.primitives` holds the interchangeable
-formulations (XLA's native ops, shifted slices, native CPU kernels) and picks the fastest per
+The models are written as the paper's math; `kernels/` holds the interchangeable formulations
+(XLA's native ops, shifted slices, native CPU kernels, fusion barriers) and picks the fastest per
 backend. Callers above the models choose here, never in `kernels/` directly.
 """
 
+from __future__ import annotations
+
+import jax
+
+from prdarts_jax.kernels.fusion_barrier import materialize
 from prdarts_jax.kernels.primitives import IMPLS, default_impl, use_impls
 
-__all__ = ["IMPLS", "default_impl", "use_impls"]
+__all__ = ["IMPLS", "default_impl", "node_state", "use_impls"]
+
+
+def node_state(x: jax.Array) -> jax.Array:
+    """A cell state (a cell input or node sum) that many edges read, computed once for all of
+    them. The value is `x` exactly; on XLA:CPU it is kept in a buffer of its own (a fusion
+    barrier, `kernels/fusion_barrier.py`), elsewhere it passes through."""
+    return materialize(x)

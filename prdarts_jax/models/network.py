@@ -22,7 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prdarts_jax.kernels.fusion_barrier import materialize
+from prdarts_jax.models.backbone import Stem, reduction_indices
+from prdarts_jax.models.formulations import node_state
 from prdarts_jax.models.ops import (
     BatchNorm,
     FactorizedReduce,
@@ -31,7 +32,6 @@ from prdarts_jax.models.ops import (
     pointwise,
     uniform_fan_in,
 )
-from prdarts_jax.models.supernet import Stem, reduction_indices
 from prdarts_jax.space.genotypes import PUBLISHED, Genotype, Pair
 
 AUX_NAME = "aux_head"
@@ -73,7 +73,7 @@ class Cell(nn.Module):
         s0 = (FactorizedReduce(self.c, True, name="pre0") if self.reduction_prev
               else ReLUConvBN(self.c, True, name="pre0"))(s0, train)
         s1 = ReLUConvBN(self.c, True, name="pre1")(s1, train)
-        states = [materialize(s0), materialize(s1)]
+        states = [node_state(s0), node_state(s1)]
         for j in range(len(self.pairs) // 2):
             node = 0.0
             for n in (2 * j, 2 * j + 1):
@@ -83,7 +83,7 @@ class Cell(nn.Module):
                 if train and not is_identity(op, stride):
                     h = drop_path(self.make_rng("drop_path"), h, drop_prob)
                 node = node + h
-            states.append(materialize(node))
+            states.append(node_state(node))
         return jnp.concatenate([states[i] for i in self.concat], axis=-1)
 
 

@@ -14,13 +14,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prdarts_jax.kernels.fusion_barrier import materialize
-from prdarts_jax.models.ops import BatchNorm, FactorizedReduce, ReLUConvBN, make_op, uniform_fan_in
+from prdarts_jax.models.backbone import Stem, reduction_indices
+from prdarts_jax.models.formulations import node_state
+from prdarts_jax.models.ops import FactorizedReduce, ReLUConvBN, make_op, uniform_fan_in
 from prdarts_jax.space.opspec import OpSpec
-from prdarts_jax.space.spaces import EDGES_PER_CELL, NODES
+from prdarts_jax.space.spaces import CELL_TYPES, EDGES_PER_CELL, NODES
 
 EdgeOps = tuple[tuple[OpSpec, ...], ...]
-CELL_TYPES = ("normal", "reduce")
 
 
 def edge_inputs(nodes: int = NODES) -> list[tuple[int, int]]:
@@ -31,10 +31,6 @@ def edge_inputs(nodes: int = NODES) -> list[tuple[int, int]]:
             out.append((e, i))
             e += 1
     return out
-
-
-def reduction_indices(layers: int) -> tuple[int, ...]:
-    return (layers // 3, 2 * layers // 3)
 
 
 class MixedEdge(nn.Module):
@@ -51,20 +47,6 @@ class MixedEdge(nn.Module):
         return sum(w * y for w, y in zip(weights, outs))
 
 
-class Stem(nn.Module):
-    """3×3 conv (3 → c_out, no bias) + affine BN."""
-
-    c_out: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        c_in = x.shape[-1]
-        w = self.param("conv", uniform_fan_in(9 * c_in), (3, 3, c_in, self.c_out))
-        y = jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return BatchNorm(True, name="bn")(y, train)
-
-
 class SearchCell(nn.Module):
     edges: EdgeOps
     c: int
@@ -78,7 +60,7 @@ class SearchCell(nn.Module):
         s0 = (FactorizedReduce(self.c, False, name="pre0") if self.reduction_prev
               else ReLUConvBN(self.c, False, name="pre0"))(s0, train)
         s1 = ReLUConvBN(self.c, False, name="pre1")(s1, train)
-        states = [materialize(s0), materialize(s1)]
+        states = [node_state(s0), node_state(s1)]
         inputs = edge_inputs()
         e = 0
         for j in range(NODES):
@@ -89,7 +71,7 @@ class SearchCell(nn.Module):
                 node = node + MixedEdge(self.edges[e], self.c, stride, name=f"edge_{e}")(
                     states[i], weights[e], train)
                 e += 1
-            states.append(materialize(node))
+            states.append(node_state(node))
         nodes = states[2:]
         if self.reduce_output == "mean":
             return sum(nodes) / len(nodes)

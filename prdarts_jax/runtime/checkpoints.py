@@ -3,7 +3,7 @@
 A checkpoint has two items: `state` (a pytree of arrays) and `meta` (JSON). In a search the state
 is params, batch stats, α and both optimizer states, and meta holds the position, pools and
 histories, lineage, every RNG and iterator state, the metrics.jsonl offset and elapsed time;
-retraining stores its own (see training.py). Checkpoints are numbered by the position they resume
+retraining stores its own (see train/loop.py). Checkpoints are numbered by the position they resume
 at; numbers that are multiples of `keep_every` (if set; in a search: the start of a cycle,
 after pruning and morphing) are all kept, other ones only the newest few.
 """
@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from prdarts_jax.errors import CheckpointError
-from prdarts_jax.runtime import interrupts
+from prdarts_jax.runtime.interrupts import NO_FAULTS, FaultHook
 
 log = logging.getLogger("prdarts_jax")
 
@@ -42,7 +42,9 @@ class Checkpointer:
     an asynchronous copy would risk reading freed memory.
     """
 
-    def __init__(self, workdir: str, keep: int = 3, keep_every: int = CYCLE_STRIDE):
+    def __init__(self, workdir: str, keep: int = 3, keep_every: int = CYCLE_STRIDE, *,
+                 faults: FaultHook = NO_FAULTS):
+        self.faults = faults
         kept = [policies.LatestN(keep)] + ([policies.EveryNSteps(keep_every)]
                                            if keep_every else [])
         policy = policies.AnyPreservationPolicy(kept)
@@ -54,7 +56,7 @@ class Checkpointer:
                                              item_names=("state", "meta"))
 
     def save(self, position: int, state: Any, meta: dict) -> None:
-        interrupts.arm_kill_in_save(position)
+        self.faults.before_save(position)
         self.manager.save(position, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(
                 {**meta, "format_version": FORMAT_VERSION})), force=True)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from prdarts_jax.data import DataSpec
-from prdarts_jax.optim import cross_entropy, sgd
+from prdarts_jax.optim import cross_entropy, masked_sums, sgd
 
 State = dict[str, Any]
 
@@ -95,10 +95,7 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool) -> StepProgram
     def eval_batch(params, alphas, batch_stats, images, labels, idx, mask):
         x = data.eval_batch(images[idx])
         logits = net.apply({"params": params, "batch_stats": batch_stats}, x, alphas, False)
-        labels = labels[idx]
-        losses = cross_entropy(logits, labels)
-        correct = jnp.argmax(logits, -1) == labels
-        return jnp.sum(losses * mask), jnp.sum(correct * mask)
+        return masked_sums(logits, labels[idx], mask)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def update_weights(params, w_opt, g, lr):
@@ -113,15 +110,17 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool) -> StepProgram
     return StepPrograms(weight_grads, alpha_grads, eval_batch, update_weights, update_alphas)
 
 
-def weight_step(p: StepPrograms, state: State, images, labels, idx, key, lr: float
-                ) -> tuple[State, dict]:
+def weight_step(p: StepPrograms, state: State, *, images: jax.Array, labels: jax.Array,
+                idx: jax.Array, key: jax.Array, lr: float) -> tuple[State, dict]:
+    """One SGD step of the weights on a weight-half batch (the α stay fixed)."""
     (g, _), bs, metrics = p.weight_grads(state["params"], state["alphas"], state["batch_stats"],
                                   images, labels, idx, key)
     params, w_opt = p.update_weights(state["params"], state["w_opt"], g, lr)
     return {**state, "params": params, "w_opt": w_opt, "batch_stats": bs}, metrics
 
 
-def alpha_step(p: StepPrograms, state: State, images, labels, idx, key) -> tuple[State, dict]:
+def alpha_step(p: StepPrograms, state: State, *, images: jax.Array, labels: jax.Array,
+               idx: jax.Array, key: jax.Array) -> tuple[State, dict]:
     """First-order DARTS: the α gradient of the loss on an α-half batch at the current weights.
 
     The forward runs in training mode and so updates BN running statistics, as in PyTorch.

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from prdarts_jax.models.backbone import reduction_indices
 from prdarts_jax.models.morphisms import morph
-from prdarts_jax.models.supernet import reduction_indices
 from prdarts_jax.search.pools import CellPools, PoolReport
 from prdarts_jax.space.opspec import OpSpec
 
@@ -44,7 +44,7 @@ def _morph_in_cell(parent_vars: dict, parent: OpSpec, kind: int, key: jax.Array)
 
 
 def transfer_variables(variables: Mapping[str, Any], report: PoolReport, new_pools: CellPools,
-                       layers: int, key: jax.Array, lineage: Lineage | None = None
+                       *, layers: int, key: jax.Array, lineage: Lineage | None = None
                        ) -> dict[str, Any]:
     """Variables of the supernet built on `new_pools`, from those of the previous cycle.
 

@@ -27,6 +27,7 @@ def _search() -> None:
     xla_options.for_search(_CONFIG.value.depthwise_impl)
     from prdarts_jax.runtime.distributed import maybe_initialize
     maybe_initialize()
+    from prdarts_jax.runtime.interrupts import FaultHook
     from prdarts_jax.search.loop import run_search
-    run_search(_CONFIG.value, _WORKDIR.value)
+    run_search(_CONFIG.value, _WORKDIR.value, faults=FaultHook.from_environ())
 

@@ -27,9 +27,14 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from prdarts_jax.space.opspec import INITIAL_POOL, OpSpec
-from prdarts_jax.space.spaces import EDGES_PER_CELL, SearchSpace, apply_change, legal_morphisms
+from prdarts_jax.space.spaces import (
+    CELL_TYPES,
+    EDGES_PER_CELL,
+    SearchSpace,
+    apply_change,
+    legal_morphisms,
+)
 
-CELL_TYPES = ("normal", "reduce")
 MAX_TRIES = 250
 REVISIT_AFTER = 200
 
@@ -207,8 +212,8 @@ def _sample_kind(op: OpSpec, space: SearchSpace, rng: np.random.Generator) -> in
     return int(legal[rng.integers(len(legal))]) if legal else None
 
 
-def replace_edge(edge: EdgePool, alpha_survivors: np.ndarray, n_new: int, space: SearchSpace,
-                 rng: np.random.Generator, max_tries: int = MAX_TRIES,
+def replace_edge(edge: EdgePool, alpha_survivors: np.ndarray, n_new: int, *,
+                 space: SearchSpace, rng: np.random.Generator, max_tries: int = MAX_TRIES,
                  revisit_after: int = REVISIT_AFTER) -> tuple[EdgePool, tuple[Birth, ...], int]:
     """Appends up to `n_new` children morphed from the edge's current ops (the survivors).
 
@@ -275,8 +280,9 @@ def step_pools(pools: CellPools, alphas: Mapping[str, Sequence[np.ndarray]], *, 
             a = _check_alpha(edge, alpha)
             pruned, kept_alpha, dropped = prune_edge(
                 edge, a, n_survivors(len(edge), keep, morphs), keep_best_conv=not final)
-            grown, added, failed = replace_edge(pruned, kept_alpha, morphs, space, rng,
-                                                max_tries, revisit_after)
+            grown, added, failed = replace_edge(pruned, kept_alpha, morphs, space=space, rng=rng,
+                                                max_tries=max_tries,
+                                                revisit_after=revisit_after)
             new[cell].append(grown)
             reports[cell].append(EdgeReport(edge.ops, tuple(float(v) for v in a), dropped,
                                             pruned.ops, added, failed))

@@ -191,3 +191,11 @@ def history_statistics(cycle_records: Mapping[int, Mapping],
 __all__ = ["DEPTHS", "DILATIONS", "KERNEL_SIZES", "OP_KINDS", "SETTING_KEYS", "cell_similarity",
            "cycle_statistics", "edge_similarity", "history_statistics", "parent_probabilities",
            "pool_history", "pool_report_from_json", "similarity"]
+
+
+def stats_record(cycle: int, pools: CellPools, report: PoolReport | None,
+                 schedule: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    """The metrics record of the pools cycle `cycle` trains with (written before it starts)."""
+    settings = {k: schedule[k][cycle - 1] for k in ("epochs", "grace", "keep", "morphs")}
+    return {"type": "cycle_stats", "cycle": cycle,
+            **cycle_statistics(pools, report, settings=settings)}

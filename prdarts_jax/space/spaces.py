@@ -17,6 +17,8 @@ MORPH_NAMES = ("kernel_up", "kernel_down", "dil_up", "dil_down", "insert_layer",
 """The six morphisms in the spec's order (indices 0..5)."""
 
 NODES = 4
+CELL_TYPES = ("normal", "reduce")
+"""A cell is a normal cell or a reduction cell; each type has its own pools and α."""
 EDGES_PER_CELL = sum(range(2, 2 + NODES))
 OPS_PER_CELL = 2 * NODES
 

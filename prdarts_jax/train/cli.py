@@ -42,8 +42,9 @@ def _train() -> None:
     xla_options.for_retraining()
     from prdarts_jax.runtime.distributed import maybe_initialize
     maybe_initialize()
+    from prdarts_jax.runtime.interrupts import FaultHook
     from prdarts_jax.train.loop import train_and_evaluate
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value, faults=FaultHook.from_environ())
 
 
 def main(argv: list[str]) -> None:

@@ -13,8 +13,8 @@ from prdarts_jax.models.supernet import (
     reduction_indices,
 )
 from prdarts_jax.search.boundary import transfer_variables
-from prdarts_jax.search.loop import init_variables
 from prdarts_jax.search.pools import initial_pools, step_pools
+from prdarts_jax.search.structure import init_variables
 from prdarts_jax.space.opspec import INITIAL_POOL
 from prdarts_jax.space.spaces import PRESETS
 
@@ -81,7 +81,8 @@ def first_cycle():
     alpha_np = {t: [rng.normal(size=4) for _ in range(14)] for t in ("normal", "reduce")}
     new_pools, report = step_pools(pools, alpha_np, keep=4, morphs=2, final=False,
                                    space=PRESETS["DL"], rng=rng)
-    new_vars = transfer_variables(variables, report, new_pools, LAYERS, jax.random.PRNGKey(3))
+    new_vars = transfer_variables(variables, report, new_pools, layers=LAYERS,
+                                  key=jax.random.PRNGKey(3))
     return variables, new_pools, report, new_vars
 
 

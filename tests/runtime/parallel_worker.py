@@ -23,14 +23,15 @@ compile_cache.enable(os.environ.get("PRDARTS_TEST_XLA_CACHE",
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from prdarts_jax.data import dataset_info, load_split  # noqa: E402
+from prdarts_jax.data import DataSpec, dataset_info, load_split  # noqa: E402
 from prdarts_jax.kernels import primitives  # noqa: E402
 from prdarts_jax.models.supernet import init_alphas  # noqa: E402
 from prdarts_jax.runtime import parallel
 from prdarts_jax.search import bilevel
 from prdarts_jax.search.config import ConfigError, check_devices, hyper  # noqa: E402
-from prdarts_jax.search.loop import build_supernet, init_variables, programs_for, run_search  # noqa
+from prdarts_jax.search.loop import run_search  # noqa
 from prdarts_jax.search.pools import initial_pools  # noqa: E402
+from prdarts_jax.search.structure import build_supernet, init_variables, programs_for  # noqa
 from tests.helpers import rolled_back_copy, short_config  # noqa: E402
 
 STEPS = 3
@@ -42,18 +43,20 @@ def steps_on(n: int, config, variables, alphas, images, labels) -> dict:
     net = build_supernet(initial_pools(), config, info.num_classes)
     h = hyper(config)
     placement = parallel.data_placement(n)
-    programs = programs_for(net, bilevel.DataSpec(tuple(info.mean), tuple(info.std), info.pad),
+    programs = programs_for(net, DataSpec(tuple(info.mean), tuple(info.std), info.pad),
                             h, config.fuse_grad_programs)
     state = placement.replicate({"params": variables["params"],
                                  "batch_stats": variables["batch_stats"], "alphas": alphas,
                                  **bilevel.fresh_optimizer_states(h, variables["params"], alphas)})
-    data = placement.replicate((images, labels))
+    dev_images, dev_labels = placement.replicate((images, labels))
     rng = np.random.default_rng(0)
     for s in range(STEPS):
         a_idx, w_idx = (placement.shard_batch(rng.permutation(len(labels))[:32].astype(np.int32))
                         for _ in range(2))
-        state, _ = bilevel.alpha_step(programs, state, *data, a_idx, jax.random.PRNGKey(100 + s))
-        state, _ = bilevel.weight_step(programs, state, *data, w_idx, jax.random.PRNGKey(s), 0.05)
+        state, _ = bilevel.alpha_step(programs, state, images=dev_images, labels=dev_labels,
+                                      idx=a_idx, key=jax.random.PRNGKey(100 + s))
+        state, _ = bilevel.weight_step(programs, state, images=dev_images, labels=dev_labels,
+                                       idx=w_idx, key=jax.random.PRNGKey(s), lr=0.05)
     return jax.device_get(state)
 
 

@@ -151,21 +151,23 @@ def test_children_are_new_legal_morphs_of_survivors(name, seed):
 def test_revisit_fallback_returns_a_dropped_op():
     c5 = OpSpec.conv(5)
     edge = EdgePool((C3,), frozenset({c5}))
-    new, added, failed = replace_edge(edge, np.zeros(1), 1, TINY, np.random.default_rng(0))
+    new, added, failed = replace_edge(edge, np.zeros(1), 1, space=TINY,
+                                      rng=np.random.default_rng(0))
     assert added == (Birth(c5, C3, 0, returned=True),)
     assert failed == 200 and new.ops == (C3, c5)
-    _, added, failed = replace_edge(edge, np.zeros(1), 1, TINY, np.random.default_rng(0),
-                                    revisit_after=7)
+    _, added, failed = replace_edge(edge, np.zeros(1), 1, space=TINY,
+                                    rng=np.random.default_rng(0), revisit_after=7)
     assert failed == 7 and added[0].returned
 
 
 @pytest.mark.parametrize("ops", [(MAXP, SKIP), (C3, OpSpec.conv(5))])
 def test_impossible_replacement_leaves_the_edge_short(ops):
     edge = EdgePool(ops)
-    new, added, failed = replace_edge(edge, np.zeros(2), 3, TINY, np.random.default_rng(0))
+    new, added, failed = replace_edge(edge, np.zeros(2), 3, space=TINY,
+                                      rng=np.random.default_rng(0))
     assert new == edge and added == () and failed == 250
-    _, _, failed = replace_edge(edge, np.zeros(2), 3, TINY, np.random.default_rng(0),
-                                max_tries=40)
+    _, _, failed = replace_edge(edge, np.zeros(2), 3, space=TINY,
+                                rng=np.random.default_rng(0), max_tries=40)
     assert failed == 40
 
 

@@ -38,9 +38,11 @@ def _run_cli(workdir, data_dir, env=None, wait_for_lines=None, sig=None):
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from tests.helpers import tiny_config\n"
             "from prdarts_jax.runtime.cli import run_main\n"
+            "from prdarts_jax.runtime.interrupts import FaultHook\n"
             "from prdarts_jax.search.loop import run_search\n"
-            "run_main(lambda: run_search(tiny_config(%r), %r))\n") % (ROOT, str(data_dir),
-                                                                       str(workdir))
+            "run_main(lambda: run_search(tiny_config(%r), %r,\n"
+            "                            faults=FaultHook.from_environ()))\n"
+            ) % (ROOT, str(data_dir), str(workdir))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if sig is not None:

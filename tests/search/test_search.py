@@ -10,6 +10,7 @@ import pytest
 
 from configs import dl, dr, ur  # noqa: E402
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
+from prdarts_jax.runtime.interrupts import FaultHook
 from prdarts_jax.runtime.metrics import read_metrics
 from prdarts_jax.search.config import ConfigError, base_config, validate
 from prdarts_jax.search.loop import run_search
@@ -159,11 +160,9 @@ def test_variable_batch_size_grows_the_search_finishes_and_resume_keeps_b(
     assert [r["batch_size"] for r in epochs] == [32, 32]
     assert all(16 < r["batch_size_mean"] < 32 for r in epochs)
 
-    monkeypatch.setenv("PRDARTS_FAULT_AT", "2,0,4")  # b has grown to 32 in cycle 2 by then
-    monkeypatch.setenv("PRDARTS_FAULT_SIGNAL", "TERM")
+    term = FaultHook(at_position=(2, 0, 4), signal_name="TERM")  # b is 32 in cycle 2 by then
     with pytest.raises(SearchInterrupted):
-        run_search(_variable_batch_config(data_dir), str(stopped))
-    monkeypatch.delenv("PRDARTS_FAULT_AT")
+        run_search(_variable_batch_config(data_dir), str(stopped), faults=term)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="prdarts_jax"):
         assert run_search(_variable_batch_config(data_dir), str(stopped)) is not None

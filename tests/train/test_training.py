@@ -1,7 +1,7 @@
 """Retraining on digits: the loss, the step, a whole run, the CLIs, resume, config errors.
 
 Every run here uses one network (DL2, C=8, 3 cells, digits), so the step, init and eval programs
-compile once for the module (`training.programs_for` keeps them).
+compile once for the module (`train_programs.programs_for` keeps them).
 """
 
 import functools
@@ -23,10 +23,13 @@ from absl import flags
 from prdarts_jax.data import load_split
 from prdarts_jax.errors import NonFiniteLossError, TrainingInterrupted
 from prdarts_jax.runtime import parallel
+from prdarts_jax.runtime.interrupts import FaultHook
 from prdarts_jax.runtime.metrics import read_metrics
 from prdarts_jax.space.genotypes import PUBLISHED, save_genotype
 from prdarts_jax.train import cli as train_cli
+from prdarts_jax.train import evaluate as train_eval
 from prdarts_jax.train import loop as training
+from prdarts_jax.train import programs as train_programs
 from prdarts_jax.train.config import ConfigError, base_config, genotype_of, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,9 +65,9 @@ def trained(tmp_path_factory, data_dir):
 def setup(trained, data_dir):
     """Network, programs and a fresh state of the trained run's structure (compiled already)."""
     _, config, _ = trained
-    net = training.build_network(config, genotype_of(config))
-    settings = training.step_settings(config)
-    programs = training.programs_for(net, training.data_spec(config), settings)
+    net = train_programs.build_network(config, genotype_of(config))
+    settings = train_programs.step_settings(config)
+    programs = train_programs.programs_for(net, train_programs.data_spec(config), settings)
     images, labels = (jnp.asarray(a) for a in load_split("digits", "train", str(data_dir)))
     return net, settings, programs, images, labels
 
@@ -99,7 +102,7 @@ def test_results_report_the_mean_error_of_the_last_5_epochs(trained):
 
 def test_evaluate_reproduces_the_final_test_accuracy(trained):
     workdir, _, results = trained
-    r = training.evaluate_workdir(str(workdir))
+    r = train_eval.evaluate_workdir(str(workdir))
     assert r["epoch"] == 14
     assert r["test_acc"] == pytest.approx(results["final_test_acc"])
     assert r["test_error"] == pytest.approx(results["final_test_error"])
@@ -107,10 +110,10 @@ def test_evaluate_reproduces_the_final_test_accuracy(trained):
 
 def test_loss_is_ce_plus_0p4_aux_ce(setup):
     net, settings, _, images, labels = setup
-    state = training.init_state(net, jax.random.PRNGKey(3), (8, 8, 1), settings)
+    state = train_programs.init_state(net, jax.random.PRNGKey(3), (8, 8, 1), settings)
     x, y = images[:32].astype(jnp.float32) / 255.0, labels[:32]
     variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
-    loss_fn = jax.jit(functools.partial(training.compute_loss, net))
+    loss_fn = jax.jit(functools.partial(train_programs.compute_loss, net))
     loss, aux = loss_fn(variables, x, y, jax.random.PRNGKey(4), 0.2, 0.4)
     assert aux["aux_logits"].shape == aux["logits"].shape == (32, 10)
     ce = np.mean(optax.softmax_cross_entropy_with_integer_labels(aux["logits"], y))
@@ -121,7 +124,7 @@ def test_loss_is_ce_plus_0p4_aux_ce(setup):
 
 def test_train_step_decreases_the_loss_on_a_fixed_batch(setup):
     net, settings, programs, images, labels = setup
-    state = training.init_state(net, jax.random.PRNGKey(5), (8, 8, 1), settings)
+    state = train_programs.init_state(net, jax.random.PRNGKey(5), (8, 8, 1), settings)
     idx = np.arange(64)
     key, lr, p = jax.random.PRNGKey(6), jnp.float32(0.05), jnp.float32(0.0)
     losses = []
@@ -177,9 +180,9 @@ def test_rerun_resumes_at_the_next_epoch(tmp_path, data_dir, caplog):
 def test_one_compiled_step_serves_all_epochs_and_resumes(trained, data_dir, tmp_path):
     """lr and drop probability are traced, and a restored state matches a fresh one."""
     _, config, _ = trained
-    net = training.build_network(config, genotype_of(config))
-    programs = training.programs_for(net, training.data_spec(config),
-                                     training.step_settings(config))
+    net = train_programs.build_network(config, genotype_of(config))
+    programs = train_programs.programs_for(net, train_programs.data_spec(config),
+                                     train_programs.step_settings(config))
     before = programs.train_step._cache_size(), programs.eval_batch._cache_size()
     for epochs in (1, 2):
         training.train_and_evaluate(digits_config(data_dir, epochs=epochs, max_steps_per_epoch=2),
@@ -245,11 +248,11 @@ SHORT = dict(epochs=3, max_steps_per_epoch=4, eval_every=1, final_epochs=1)
 
 
 def _final_state(workdir, config):
-    net = training.build_network(config, genotype_of(config))
-    ckpt = training.checkpointer(str(workdir), config.keep_checkpoints)
+    net = train_programs.build_network(config, genotype_of(config))
+    ckpt = train_eval.checkpointer(str(workdir), config.keep_checkpoints)
     try:
-        return ckpt.restore_latest(lambda meta: training.abstract_state(
-            net, (8, 8, 1), training.step_settings(config), parallel.data_placement(1)))
+        return ckpt.restore_latest(lambda meta: train_programs.abstract_state(
+            net, (8, 8, 1), train_programs.step_settings(config), parallel.data_placement(1)))
     finally:
         ckpt.close()
 
@@ -278,12 +281,10 @@ def _assert_resumes_to(workdir, short_straight, data_dir):
 
 def test_sigterm_mid_epoch_saves_there_and_resume_is_exact(tmp_path, data_dir, short_straight,
                                                           monkeypatch, caplog):
-    monkeypatch.setenv("PRDARTS_FAULT_AT", "1,2")
-    monkeypatch.setenv("PRDARTS_FAULT_SIGNAL", "TERM")
+    term = FaultHook(at_position=(1, 2), signal_name="TERM")
     with pytest.raises(TrainingInterrupted, match="in epoch 1 at step 3; the state is saved"):
-        training.train_and_evaluate(digits_config(data_dir, **SHORT), str(tmp_path))
+        training.train_and_evaluate(digits_config(data_dir, **SHORT), str(tmp_path), faults=term)
     assert "1000003" in os.listdir(tmp_path / "checkpoints")
-    monkeypatch.delenv("PRDARTS_FAULT_AT")
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="prdarts_jax"):
         _assert_resumes_to(tmp_path, short_straight, data_dir)
@@ -295,8 +296,9 @@ def _run_killed(workdir, data_dir, env):
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from prdarts_jax.runtime import compile_cache; compile_cache.enable(%r)\n"
             "from tests.train.test_training import digits_config, SHORT\n"
+            "from prdarts_jax.runtime.interrupts import FaultHook\n"
             "from prdarts_jax.train.loop import train_and_evaluate\n"
-            "train_and_evaluate(digits_config(%r, **SHORT), %r)\n") % (
+            "train_and_evaluate(digits_config(%r, **SHORT), %r, faults=FaultHook.from_environ())\n") % (
         ROOT, jax.config.jax_compilation_cache_dir or "", str(data_dir), str(workdir))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=600)

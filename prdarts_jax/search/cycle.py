@@ -1,0 +1,231 @@
+"""One PR-DARTS cycle: its epochs of bilevel training (after the grace epochs an α step
+precedes each weight step), then its end: prune and replace, and carry the weights over.
+
+Structure changes happen here on the host between cycles; the next cycle's step programs are
+built (jitted) for the new supernet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import jax
+import numpy as np
+
+from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
+from prdarts_jax.loops.epoch import run_epoch
+from prdarts_jax.loops.evaluate import evaluate
+from prdarts_jax.models.supernet import Supernet, init_alphas
+from prdarts_jax.optim import cosine_lr
+from prdarts_jax.runtime import compile_timer
+from prdarts_jax.runtime.metrics import read_metrics
+from prdarts_jax.search import bilevel
+from prdarts_jax.search.batch_size import memory
+from prdarts_jax.search.boundary import transfer_variables, update_lineage
+from prdarts_jax.search.context import SearchContext
+from prdarts_jax.search.pools import step_pools
+from prdarts_jax.search.run import SearchRun, save
+from prdarts_jax.search.statistics import stats_record
+from prdarts_jax.search.structure import build_supernet, cycle_state, programs_for
+from prdarts_jax.space.genotypes import Genotype, derive_genotype
+from prdarts_jax.space.spaces import CELL_TYPES
+
+log = logging.getLogger("prdarts_jax")
+
+_METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
+"""Per-step values averaged into the epoch record."""
+
+
+def train_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> None:
+    """The epochs of the cycle `run` is in, from where it stands to the end of the last one.
+    Saves after each epoch but the last; raises SearchInterrupted after a signal (saved)."""
+    config = ctx.config
+    cycle, epoch, step = run.position
+    epochs = config.schedule.epochs[cycle - 1]
+    if epoch == 0 and step == 0:
+        run.sizer.start_cycle()
+    programs = programs_for(net, ctx.data_spec, ctx.h, config.fuse_grad_programs,
+                            config.batch.compile_ahead if config.batch.variable else 0)
+    if epoch == 0 and step == 0:
+        counts = run.pools.op_counts()
+        log.info("cycle %d/%d: ops per edge %s", cycle, ctx.n_cycles,
+                 sorted(set(counts["normal"] + counts["reduce"])))
+    while run.position[1] < epochs:
+        _train_epoch(ctx, run, programs)
+        cycle, epoch, _ = run.position
+        if epoch < epochs:
+            save(ctx, run)
+            if ctx.stop.signal is not None:
+                raise SearchInterrupted(
+                    f"stopped by signal {ctx.stop.signal} after cycle {cycle}, epoch "
+                    f"{epoch - 1}; the state is saved: run the same command to resume")
+
+
+def _train_epoch(ctx: SearchContext, run: SearchRun, programs: bilevel.StepPrograms) -> None:
+    """One epoch from `run.position`, its validation and its metrics record; afterwards the
+    position is the next epoch's start."""
+    cycle, epoch, step = run.position
+    schedule = ctx.config.schedule
+    t0, c0 = time.time(), compile_timer.total_seconds()
+    lr = cosine_lr(epoch, schedule.epochs[cycle - 1], ctx.h.lr_max, ctx.h.lr_min)
+    steps = _SearchSteps(ctx, run, programs, lr=lr, search=epoch >= schedule.grace[cycle - 1],
+                         key=jax.random.fold_in(jax.random.fold_in(ctx.key, 100 + cycle), epoch))
+    step, done = run_epoch(
+        steps, start=step, total=step + run.w_iter.steps_remaining(run.sizer.b),
+        position=(cycle, epoch), label=f"cycle {cycle} epoch {epoch}", stop=ctx.stop,
+        faults=ctx.faults, log_every=ctx.config.log_every)
+    run.position = (cycle, epoch, step)
+    if not done:
+        save(ctx, run)
+        raise SearchInterrupted(
+            f"stopped by signal {ctx.stop.signal} at cycle {cycle}, epoch {epoch}, step "
+            f"{step}; the state is saved: run the same command to resume")
+    record = _epoch_record(ctx, run, programs, lr=lr, t0=t0, c0=c0)
+    ctx.metrics.write(record)
+    log.info("cycle %d epoch %d: lr %.4f train loss %.4f acc %.3f | val loss %.4f acc %.3f | "
+             "%.1f s", cycle, epoch, lr, record["train_loss"], record["train_acc"],
+             record["val_loss"], record["val_acc"], record["seconds"])
+    run.position, run.hist = (cycle, epoch + 1, 0), {}
+
+
+def _epoch_record(ctx: SearchContext, run: SearchRun, programs: bilevel.StepPrograms, *,
+                  lr: float, t0: float, c0: float) -> dict:
+    """The epoch's metrics record (validated now); its times count from `t0` (wall clock) and
+    `c0` (compile seconds), so they include the validation."""
+    cycle, epoch, step = run.position
+    state, hist = run.state, run.hist
+    val_loss, val_acc = evaluate(
+        lambda idx, mask: programs.eval_batch(state["params"], state["alphas"],
+                                              state["batch_stats"], ctx.images, ctx.labels,
+                                              idx, mask),
+        ctx.eval_idx, ctx.config.eval_batch_size, ctx.placement)
+    train = {k: float(np.mean(hist[k])) for k in _METRIC_KEYS if hist.get(k)}
+    return {"type": "epoch", "cycle": cycle, "epoch": epoch, "lr": lr, **train,
+            "val_loss": val_loss, "val_acc": val_acc,
+            "batch_size": int(hist["batch_size"][-1]),
+            "batch_size_mean": float(np.mean(hist["batch_size"])), "steps": step,
+            "seconds": time.time() - t0,
+            "compile_seconds": compile_timer.total_seconds() - c0,
+            "memory_usage": run.sizer.last_usage, **memory.memory_in_use(),
+            "num_devices": ctx.placement.size,
+            "grace": epoch < ctx.config.schedule.grace[cycle - 1]}
+
+
+class _SearchSteps:
+    """One search step per call, for the epoch driver: an α step on the α half (after the
+    grace epochs), then a weight step at the cycle's lr; an out-of-memory error steps the
+    batch size back and retries. Per-step values go to `run.hist` as host floats (read back
+    every 10 steps), so an epoch interrupted and resumed sums exactly as one run through."""
+
+    def __init__(self, ctx: SearchContext, run: SearchRun, programs: bilevel.StepPrograms, *,
+                 lr: float, search: bool, key: jax.Array):
+        self.ctx, self.run, self.programs = ctx, run, programs
+        self.lr, self.search, self.key = lr, search, key
+        self.pending: list[dict] = []
+
+    def __call__(self, i: int) -> tuple[bool, jax.Array]:
+        ctx, run = self.ctx, self.run
+        b = run.sizer.b
+        a_idx = ctx.placement.shard_batch(run.a_iter.next_batch(b)) if self.search else None
+        w_idx = ctx.placement.shard_batch(run.w_iter.next_batch(b))
+        m, loss = self._step(a_idx, w_idx, jax.random.fold_in(self.key, i))
+        self.pending.append(m)
+        max_steps = ctx.config.max_steps_per_epoch
+        done = bool(run.w_iter.epoch_done or (max_steps and i + 1 >= max_steps))
+        run.sizer.after_step(self.programs, self._args_for)
+        if len(self.pending) >= 10 or done or ctx.stop.signal is not None:
+            self._flush(i + 1)
+        return done, loss
+
+    def _step(self, a_idx, w_idx, step_key) -> tuple[dict, jax.Array]:
+        ctx, run = self.ctx, self.run
+        while True:
+            b = run.sizer.b
+            try:
+                m = {"batch_size": b}
+                state = run.state
+                if self.search:
+                    state, am = bilevel.alpha_step(
+                        self.programs, state, images=ctx.images, labels=ctx.labels,
+                        idx=a_idx[:b], key=jax.random.fold_in(step_key, 1))
+                    m.update(alpha_loss=am["loss"], alpha_acc=am["acc"])
+                state, wm = bilevel.weight_step(
+                    self.programs, state, images=ctx.images, labels=ctx.labels, idx=w_idx[:b],
+                    key=jax.random.fold_in(step_key, 0), lr=self.lr)
+                break
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
+                run.sizer.on_oom(err)
+        run.state = state
+        m.update(train_loss=wm["loss"], train_acc=wm["acc"])
+        return m, wm["loss"]
+
+    def _args_for(self, size: int) -> tuple:
+        state = self.run.state
+        return (state["params"], state["alphas"], state["batch_stats"], self.ctx.images,
+                self.ctx.labels, self.ctx.placement.shard_batch(np.zeros(size, np.int32)),
+                jax.random.PRNGKey(0))
+
+    def _flush(self, upto: int) -> None:
+        if not self.pending:
+            return
+        values = jax.device_get(self.pending)
+        cycle, epoch, _ = self.run.position
+        for i, m in enumerate(values):
+            for k, v in m.items():
+                self.run.hist.setdefault(k, []).append(float(v))
+            if not np.isfinite(m["train_loss"]):
+                raise NonFiniteLossError(
+                    f"non-finite loss ({float(m['train_loss'])}) at cycle {cycle}, epoch "
+                    f"{epoch}, step {upto - len(values) + i}; lower config.lr_max or check the "
+                    "data")
+        self.pending.clear()
+
+
+def end_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> Genotype | None:
+    """Prunes and replaces every edge's pool by the trained α. After the last cycle it derives
+    the genotype, saves the finished search and returns the genotype; otherwise it carries the
+    weights over to the next cycle's supernet with fresh α and saves its start."""
+    config, schedule = ctx.config, ctx.config.schedule
+    cycle = run.position[0]
+    alphas_np = {t: [np.asarray(a) for a in run.state["alphas"][t]] for t in CELL_TYPES}
+    final = cycle == ctx.n_cycles
+    genotype = derive_genotype({"normal": net.normal, "reduce": net.reduce},
+                               alphas_np) if final else None
+    new_pools, report = step_pools(
+        run.pools, alphas_np, keep=schedule.keep[cycle - 1], morphs=schedule.morphs[cycle - 1],
+        final=final, space=ctx.space, rng=run.np_rng, max_tries=config.max_tries,
+        revisit_after=config.revisit_after)
+    ctx.metrics.write({"type": "cycle", "cycle": cycle, "report": report.to_json(),
+                       "pools": new_pools.to_json(),
+                       "compile_seconds": _cycle_compile_seconds(ctx.metrics_path, cycle)})
+    run.position, run.pools, run.hist = (cycle + 1, 0, 0), new_pools, {}
+    if final:
+        save(ctx, run, finished=True, genotype=genotype.to_json())
+        return genotype
+    lineage = update_lineage(run.lineage, report)
+    variables = transfer_variables(
+        {"params": run.state["params"], "batch_stats": run.state["batch_stats"]}, report,
+        new_pools, layers=config.layers, key=jax.random.fold_in(ctx.key, 1000 + cycle),
+        lineage=lineage if config.reinit_morphed_every_cycle else None)
+    next_net = build_supernet(new_pools, config, ctx.info.num_classes)
+    alphas = init_alphas(jax.random.fold_in(ctx.key, 2000 + cycle), next_net.normal,
+                         next_net.reduce, config.alpha_init_scale)
+    run.state, run.lineage = cycle_state(variables, alphas, ctx.h, ctx.placement), lineage
+    ctx.metrics.write(stats_record(cycle + 1, new_pools, report, schedule))
+    save(ctx, run)
+    if ctx.stop.signal is not None:
+        raise SearchInterrupted(
+            f"stopped by signal {ctx.stop.signal} at the start of cycle {cycle + 1}; the state "
+            "is saved: run the same command to resume")
+    return None
+
+
+def _cycle_compile_seconds(metrics_path: str, cycle: int) -> float:
+    """Compile seconds summed over the epochs of `cycle` (in metrics.jsonl, so a resumed cycle
+    counts the epochs before the interruption too)."""
+    if not os.path.exists(metrics_path):
+        return 0.0
+    return float(sum(r.get("compile_seconds", 0.0) for r in read_metrics(metrics_path)
+                     if r.get("type") == "epoch" and r["cycle"] == cycle))

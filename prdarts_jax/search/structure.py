@@ -1,0 +1,88 @@
+"""What is built for each structure (once per cycle): the supernet of the pools, its fresh
+variables and train state, the abstract state a checkpoint restores into, its step programs."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from prdarts_jax.data import DataSpec
+from prdarts_jax.loops.compile import compile_unoptimized
+from prdarts_jax.models import formulations
+from prdarts_jax.models.supernet import Supernet, init_alphas
+from prdarts_jax.runtime import parallel
+from prdarts_jax.search import bilevel
+from prdarts_jax.search.batch_size.executables import BatchPrograms
+from prdarts_jax.search.pools import CellPools
+from prdarts_jax.space.spaces import CELL_TYPES
+
+if TYPE_CHECKING:
+    from prdarts_jax.data import DatasetSpec
+
+GRAD_BATCH_ARG = 5
+"""Position of the batch's index vector among the gradient programs' arguments."""
+
+
+def build_supernet(pools: CellPools, config: ml_collections.ConfigDict,
+                   num_classes: int) -> Supernet:
+    edges = {t: tuple(edge.ops for edge in pools[t]) for t in CELL_TYPES}
+    return Supernet(edges["normal"], edges["reduce"], num_classes, c=config.channels,
+                    layers=config.layers, cell_output=config.cell_output)
+
+
+def init_variables(net: Supernet, key: jax.Array, image_shape: tuple[int, ...],
+                   alphas: dict) -> dict:
+    """Fresh supernet variables (compiled without XLA optimisation: it runs once)."""
+    x = jnp.zeros((2, *image_shape), jnp.float32)
+    return dict(compile_unoptimized(lambda k: net.init(k, x, alphas, False), key)(key))
+
+
+def cycle_state(variables: dict, alphas: dict, h: bilevel.Hyper,
+                placement: parallel.Placement) -> dict:
+    """The train state a cycle starts from: variables, α and fresh optimizer states, replicated
+    over the devices."""
+    return placement.replicate({
+        "params": variables["params"], "batch_stats": variables["batch_stats"],
+        "alphas": alphas, **bilevel.fresh_optimizer_states(h, variables["params"], alphas)})
+
+
+def abstract_state(net: Supernet, info: DatasetSpec, h: bilevel.Hyper,
+                   placement: parallel.Placement) -> dict:
+    """Shapes, dtypes and shardings of the train state of `net`: a checkpoint's restore target."""
+    x = jnp.zeros((2, *info.image_shape), jnp.float32)
+
+    def init():
+        alphas = init_alphas(jax.random.PRNGKey(0), net.normal, net.reduce)
+        v = net.init(jax.random.PRNGKey(0), x, alphas, False)
+        return {"params": v["params"], "batch_stats": v["batch_stats"], "alphas": alphas,
+                **bilevel.fresh_optimizer_states(h, v["params"], alphas)}
+
+    return placement.abstract(jax.eval_shape(init))
+
+
+def programs_for(net: Supernet, data: DataSpec, h: bilevel.Hyper,
+                 fuse: bool, compile_threads: int = 0) -> bilevel.StepPrograms:
+    """Step programs per structure, kept for the process; the gradient programs keep their
+    executables per batch size and can compile sizes ahead in `compile_threads` threads.
+
+    The learning rate is a step argument, so it is not part of the key; the formulations of
+    the primitives in force are."""
+    impls = (formulations.default_impl("depthwise_conv"), formulations.default_impl("max_pool3"))
+    return _programs(net, data, dataclasses.replace(h, lr_max=0.0, lr_min=0.0), fuse, impls,
+                     compile_threads)
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(net, data, h, fuse, impls, compile_threads):
+    del impls
+    p = bilevel.make_programs(net, data, h, fuse)
+    grads = {name: BatchPrograms(getattr(p, name), GRAD_BATCH_ARG, compile_threads)
+             for name in ("weight_grads", "alpha_grads")}
+    if p.weight_grads is p.alpha_grads:
+        grads["alpha_grads"] = grads["weight_grads"]
+    return dataclasses.replace(p, **grads)
