@@ -9,11 +9,24 @@ import jax
 import jax.numpy as jnp
 import optax
 
+LR_SCHEDULES = ("pytorch", "reach_min")
+"""How a cycle's cosine ends. `pytorch` (the search's default): DARTS' CosineAnnealingLR with
+eta_min = lr_min stepped per epoch (T_max = epochs), as the authors' release (built on the DARTS
+code) and SPEC §3 ("cosine annealing per epoch ... to a minimum of 0.01") have it; its last
+epoch runs one step above the minimum (0.01037 in a 10-epoch cycle from 0.025 to 0.01, 0.01016
+in a 15-epoch one). `reach_min`: the last epoch runs at exactly lr_min, the paper's literal
+"annealed via cosine decay to a minimum of 0.01 at the end of each cycle"."""
 
-def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
-    """PyTorch's CosineAnnealingLR stepped per epoch (T_max = epochs); the search restarts it
-    every cycle."""
-    return lr_min + (lr_max - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float, *,
+              reach_min: bool = False) -> float:
+    """The learning rate of `epoch` (from 0) of `epochs`: cosine from lr_max (epoch 0, exactly)
+    towards lr_min, which the last epoch reaches exactly with `reach_min` (a one-epoch run stays
+    at lr_max); without it, PyTorch's per-epoch CosineAnnealingLR (T_max = epochs)."""
+    period = epochs - 1 if reach_min else epochs
+    if period <= 0:
+        return lr_max
+    return lr_min + (lr_max - lr_min) * (1 + math.cos(math.pi * epoch / period)) / 2
 
 
 def sgd(*, momentum: float, weight_decay: float, grad_clip: float

@@ -97,3 +97,18 @@ def test_architecture_doc_names_every_module():
     missing = [str(p.relative_to(PACKAGE)) for p in _modules()
                if p.name != "__init__.py" and str(p.relative_to(PACKAGE)) not in doc]
     assert not missing, f"docs/architecture.md does not name: {missing}"
+
+
+MAX_FUNCTION_LINES = 60
+"""A function does one thing: none in the package is longer (docstring included)."""
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    long = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({lines})")
+    assert not long, f"split these functions: {long}"

@@ -60,7 +60,8 @@ class SearchRun:
         c = max(self.reports)
         r = self.reports[c]
         return derive_genotype({t: [e.ops for e in r[t]] for t in CELL_TYPES},
-                               {t: [e.alpha for e in r[t]] for t in CELL_TYPES}), c
+                               {t: [e.alpha for e in r[t]] for t in CELL_TYPES},
+                               rule=self.config.get("genotype_edge_score", "max_weight")), c
 
 
 def _schedule(config: Mapping, epochs: Sequence[Mapping],

@@ -60,35 +60,68 @@ def transfer_variables(variables: Mapping[str, Any], report: PoolReport, new_poo
             out[coll][cell] = dict(out[coll].get(cell, {}))
         for e, edge_pool in enumerate(new_pools[t]):
             edge = f"edge_{e}"
-            births = {b.child: b for b in report[t][e].added}
-            new_edge: dict[str, dict] = {coll: {} for coll in COLLECTIONS}
-            for n, op in enumerate(edge_pool.ops):
-                if op in births:
-                    b = births[op]
-                    k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
-                        key, i), e), n)
-                    parent_vars = _op_variables(variables, cell, edge, b.parent)
-                    op_vars = _morph_in_cell(parent_vars, b.parent, b.kind, k)
-                elif lineage and str(op) in lineage[t].get(e, {}) and OpSpec.parse(
-                        lineage[t][e][str(op)][0]) in edge_pool.ops:
-                    parent_s, kind = lineage[t][e][str(op)]
-                    parent = OpSpec.parse(parent_s)
-                    parent_vars = {coll: new_edge[coll][parent_s] for coll in COLLECTIONS
-                                   if parent_s in new_edge[coll]}
-                    k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
-                        key, 10_000 + i), e), n)
-                    op_vars = _morph_in_cell(parent_vars, parent, kind, k)
-                else:
-                    op_vars = _op_variables(variables, cell, edge, op)
-                for coll, tree in op_vars.items():
-                    if tree:
-                        new_edge[coll][str(op)] = tree
+            new_edge = _edge_variables(
+                variables, cell, edge, edge_pool.ops,
+                births={b.child: b for b in report[t][e].added},
+                lineage=lineage.get(t, {}).get(e, {}) if lineage else None,
+                born_key=jax.random.fold_in(jax.random.fold_in(key, i), e),
+                reinit_key=jax.random.fold_in(jax.random.fold_in(key, 10_000 + i), e))
             for coll in COLLECTIONS:
                 if new_edge[coll]:
                     out[coll][cell][edge] = new_edge[coll]
                 else:
                     out[coll][cell].pop(edge, None)
     return out
+
+
+def _edge_variables(variables: Mapping, cell: str, edge: str, ops: tuple[OpSpec, ...], *,
+                    births: Mapping[OpSpec, Any], lineage: Mapping[str, tuple] | None,
+                    born_key: jax.Array, reinit_key: jax.Array) -> dict[str, dict]:
+    """The variables of one edge's new pool, per collection and op string.
+
+    A child born now is its parent's morphism (the parent's previous-cycle weights); with a
+    lineage, an op whose lineage parent is on the edge is re-derived from that parent's *new*
+    weights, so parents are resolved first whatever their place in the pool (an op that
+    returned through the revisit fallback stands after the children it once had). A lineage
+    cycle (two ops each the other's parent) is broken by carrying the inner one over."""
+    index = {op: n for n, op in enumerate(ops)}
+    resolved: dict[OpSpec, dict] = {}
+
+    def resolve(op: OpSpec, visiting: frozenset) -> dict:
+        if op in resolved:
+            return resolved[op]
+        n = index[op]
+        parent = _lineage_parent(op, lineage, index)
+        if op in births:
+            b = births[op]
+            parent_vars = _op_variables(variables, cell, edge, b.parent)
+            op_vars = _morph_in_cell(parent_vars, b.parent, b.kind,
+                                     jax.random.fold_in(born_key, n))
+        elif parent is not None and parent[0] not in visiting:
+            parent_vars = {c: v for c, v in resolve(parent[0], visiting | {op}).items() if v}
+            op_vars = _morph_in_cell(parent_vars, parent[0], parent[1],
+                                     jax.random.fold_in(reinit_key, n))
+        else:
+            op_vars = _op_variables(variables, cell, edge, op)
+        resolved[op] = op_vars
+        return op_vars
+
+    new_edge: dict[str, dict] = {coll: {} for coll in COLLECTIONS}
+    for op in ops:
+        for coll, tree in resolve(op, frozenset()).items():
+            if tree:
+                new_edge[coll][str(op)] = tree
+    return new_edge
+
+
+def _lineage_parent(op: OpSpec, lineage: Mapping[str, tuple] | None,
+                    on_edge: Mapping[OpSpec, int]) -> tuple[OpSpec, int] | None:
+    """(parent, morph kind) of `op` in the lineage, if that parent is on the edge."""
+    if not lineage or str(op) not in lineage:
+        return None
+    parent_s, kind = lineage[str(op)]
+    parent = OpSpec.parse(parent_s)
+    return (parent, kind) if parent in on_edge else None
 
 
 def update_lineage(lineage: Lineage, report: PoolReport) -> Lineage:

@@ -11,11 +11,13 @@ import ml_collections
 
 from prdarts_jax.errors import ConfigError
 from prdarts_jax.models.formulations import IMPLS
+from prdarts_jax.optim import LR_SCHEDULES
 from prdarts_jax.runtime import config_checks, parallel
 from prdarts_jax.runtime.config_checks import check_dataset, need
 from prdarts_jax.search.batch_size.controller import validate_limits
 from prdarts_jax.search.bilevel import Hyper
 from prdarts_jax.search.pools import validate_schedule
+from prdarts_jax.space.genotypes import EDGE_SCORES
 from prdarts_jax.space.spaces import PRESETS, SearchSpace, get_space
 
 
@@ -53,6 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_steps_per_epoch = 0        # 0: full epochs; >0 truncates (smoke runs)
     c.lr_max = 0.025
     c.lr_min = 0.01
+    c.lr_schedule = "pytorch"        # DARTS' per-epoch cosine; "reach_min": last epoch at lr_min
+    c.genotype_edge_score = "max_weight"   # SPEC §4; "group_mass": see space.genotypes.EDGE_SCORES
     c.momentum = 0.9
     c.weight_decay = 3e-4
     c.grad_clip = 5.0
@@ -129,6 +133,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         need(config[key] > 0, f"config.{key}={config[key]} must be > 0")
     need(0 <= config.lr_min <= config.lr_max,
          f"config.lr_min={config.lr_min} must be in 0..config.lr_max")
+    need(config.genotype_edge_score in EDGE_SCORES,
+         f"config.genotype_edge_score={config.genotype_edge_score!r} is unknown; use one of "
+         f"{list(EDGE_SCORES)}")
+    need(config.lr_schedule in LR_SCHEDULES,
+         f"config.lr_schedule={config.lr_schedule!r} is unknown; use one of {list(LR_SCHEDULES)}")
 
 
 def check_devices(config: ml_collections.ConfigDict,

@@ -12,6 +12,7 @@ import os
 import time
 
 import jax
+import ml_collections
 import numpy as np
 
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
@@ -63,13 +64,19 @@ def train_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> None:
                     f"{epoch - 1}; the state is saved: run the same command to resume")
 
 
+def cycle_lr(config: ml_collections.ConfigDict, cycle: int, epoch: int) -> float:
+    """The weights' learning rate in `epoch` of `cycle` (both from the config's schedule)."""
+    return cosine_lr(epoch, config.schedule.epochs[cycle - 1], config.lr_max, config.lr_min,
+                     reach_min=config.lr_schedule == "reach_min")
+
+
 def _train_epoch(ctx: SearchContext, run: SearchRun, programs: bilevel.StepPrograms) -> None:
     """One epoch from `run.position`, its validation and its metrics record; afterwards the
     position is the next epoch's start."""
     cycle, epoch, step = run.position
     schedule = ctx.config.schedule
     t0, c0 = time.time(), compile_timer.total_seconds()
-    lr = cosine_lr(epoch, schedule.epochs[cycle - 1], ctx.h.lr_max, ctx.h.lr_min)
+    lr = cycle_lr(ctx.config, cycle, epoch)
     steps = _SearchSteps(ctx, run, programs, lr=lr, search=epoch >= schedule.grace[cycle - 1],
                          key=jax.random.fold_in(jax.random.fold_in(ctx.key, 100 + cycle), epoch))
     step, done = run_epoch(
@@ -191,8 +198,8 @@ def end_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> Genotype | N
     cycle = run.position[0]
     alphas_np = {t: [np.asarray(a) for a in run.state["alphas"][t]] for t in CELL_TYPES}
     final = cycle == ctx.n_cycles
-    genotype = derive_genotype({"normal": net.normal, "reduce": net.reduce},
-                               alphas_np) if final else None
+    genotype = derive_genotype({"normal": net.normal, "reduce": net.reduce}, alphas_np,
+                               rule=config.genotype_edge_score) if final else None
     new_pools, report = step_pools(
         run.pools, alphas_np, keep=schedule.keep[cycle - 1], morphs=schedule.morphs[cycle - 1],
         final=final, space=ctx.space, rng=run.np_rng, max_tries=config.max_tries,

@@ -154,26 +154,48 @@ def load_genotype(name_or_path: str) -> Genotype:
     return Genotype.from_json(data)
 
 
-def derive_genotype(edges: dict, alphas: dict) -> Genotype:
-    """The discrete cells after a search (SPEC §4): per edge its highest-α op, weighted by
-    softmax(α) of that op; per node the two strongest incoming edges, listed by input.
+EDGE_SCORES = ("max_weight", "group_mass")
+"""How the genotype ranks an edge. `max_weight` (SPEC §4, the default): softmax(α) of its
+strongest op. `group_mass`: the softmax mass of that op's similarity group (all convs, which
+descend from one another by morphisms; each pool; skip), so that two similar survivors sharing
+the weight — the paper's group similarity problem (§3.2.1) — do not make an edge look weak."""
+
+
+def _similarity_group(op: OpSpec) -> str:
+    return "conv" if op.is_conv else str(op)
+
+
+def edge_score(ops: tuple[OpSpec, ...], alpha, rule: str = "max_weight") -> tuple[float, int]:
+    """(score, index of the strongest op) of one edge under `rule` (see EDGE_SCORES)."""
+    import numpy as np
+
+    if rule not in EDGE_SCORES:
+        raise ValueError(f"unknown edge score {rule!r}; use one of {list(EDGE_SCORES)}")
+    a = np.asarray(alpha, np.float64)
+    w = np.exp(a - a.max())
+    w /= w.sum()
+    best = int(np.argmax(a))
+    if rule == "max_weight":
+        return float(w[best]), best
+    group = _similarity_group(ops[best])
+    return float(sum(wi for wi, op in zip(w, ops) if _similarity_group(op) == group)), best
+
+
+def derive_genotype(edges: dict, alphas: dict, *, rule: str = "max_weight") -> Genotype:
+    """The discrete cells after a search (SPEC §4): per edge its highest-α op, scored by `rule`
+    (default: softmax(α) of that op); per node the two strongest incoming edges, listed by input.
 
     `edges[t]` holds the 14 op tuples of cell type t and `alphas[t]` their α vectors, both in
     the supernet's edge order (node by node, inputs ascending).
     """
-    import numpy as np
-
     cells = {}
     for t in ("normal", "reduce"):
         pairs, e = [], 0
         for j in range(NODES):
             cands = []
             for i in range(j + 2):
-                a = np.asarray(alphas[t][e], np.float64)
-                w = np.exp(a - a.max())
-                w /= w.sum()
-                best = int(np.argmax(a))
-                cands.append((-float(w[best]), i, edges[t][e][best]))
+                score, best = edge_score(edges[t][e], alphas[t][e], rule)
+                cands.append((-score, i, edges[t][e][best]))
                 e += 1
             top = sorted(sorted(cands)[:2], key=lambda c: c[1])
             pairs += [(op, i) for _, i, op in top]

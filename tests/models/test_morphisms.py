@@ -107,6 +107,34 @@ def test_insertion_applies_relu_otherwise():
     chex.assert_trees_all_close(jnp.maximum(y, 0) / np.sqrt(1 + 1e-5), yc, atol=1e-5)
 
 
+def _calibrated(op: OpSpec, x: jax.Array, stride: int, seed: int) -> dict:
+    """Fresh variables whose running statistics have converged on `x` (as after training)."""
+    v = init_op(op, jax.random.PRNGKey(seed), C, stride=stride)
+    for _ in range(40):
+        _, stats = apply_op(op, v, x, stride=stride, train=True)
+        v = {**v, "batch_stats": stats}
+    return v
+
+
+INSERT_BOUND = {False: 0.78, True: 0.65}
+"""Relative L2 output change of insert-layer on random inputs (inference, training mode);
+measured 0.71-0.74 and 0.55-0.59 (models/morphisms.py)."""
+
+
+@pytest.mark.parametrize("op", [OpSpec.conv(3), OpSpec.conv(5, (1,), 2)], ids=str)
+def test_insertion_on_random_inputs_stays_within_its_stated_change(op):
+    x = jax.random.normal(jax.random.PRNGKey(11), (16, 8, 8, C))
+    v = _calibrated(op, x, stride=2, seed=3)
+    child, cv = morph(4, op, v)
+    for train in (False, True):
+        y, _ = apply_op(op, v, x, stride=2, train=train)
+        yc, _ = apply_op(child, cv, x, stride=2, train=train)
+        change = float(jnp.linalg.norm(yc - y) / jnp.linalg.norm(y))
+        assert change < INSERT_BOUND[train], (train, change)
+        if not train:  # exactly the parent's non-negative part
+            chex.assert_trees_all_close(yc, jnp.maximum(y, 0) / np.sqrt(1 + 1e-5), atol=1e-5)
+
+
 def test_kernel_shrink_crops_and_dilation_copies():
     op = OpSpec.conv(5, (1,))
     v = init_op(op, jax.random.PRNGKey(9), C)

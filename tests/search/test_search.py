@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
 from prdarts_jax.runtime.interrupts import FaultHook
 from prdarts_jax.runtime.metrics import read_metrics
 from prdarts_jax.search.config import ConfigError, base_config, validate
+from prdarts_jax.search.cycle import cycle_lr
 from prdarts_jax.search.loop import run_search
 from prdarts_jax.space.genotypes import load_genotype
 from prdarts_jax.space.spaces import PRESETS
@@ -58,6 +60,27 @@ def test_quick_search_runs_all_cycles_and_writes_a_genotype(finished):
     assert json.loads((workdir / "config.json").read_text())["dataset"] == "digits"
 
 
+def test_each_cycle_restarts_the_cosine_at_lr_max(finished):
+    workdir, _ = finished
+    config = json.loads((workdir / "config.json").read_text())
+    epochs = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"]
+    lo, hi = config["lr_min"], config["lr_max"]
+    for cycle, n in enumerate(config["schedule"]["epochs"], start=1):
+        lrs = [r["lr"] for r in epochs if r["cycle"] == cycle]
+        assert lrs == [lo + (hi - lo) * (1 + math.cos(math.pi * e / n)) / 2 for e in range(n)]
+        assert lrs[0] == hi
+
+
+@pytest.mark.parametrize("schedule, last_of_15, last_of_10", [
+    ("pytorch", 0.010163892994496458, 0.010367076127786349), ("reach_min", 0.01, 0.01)])
+def test_first_and_last_lr_of_each_paper_cycle(schedule, last_of_15, last_of_10):
+    config = base_config()
+    config.lr_schedule = schedule
+    for cycle, n in enumerate(config.schedule.epochs, start=1):
+        assert cycle_lr(config, cycle, 0) == 0.025
+        assert cycle_lr(config, cycle, n - 1) == {15: last_of_15, 10: last_of_10}[n]
+
+
 def test_quick_search_learns(finished):
     workdir, _ = finished
     last = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"][-1]
@@ -94,6 +117,8 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, data_dir):
     ("layers", 2, "config.layers"),
     ("train_portion", 1.0, "config.train_portion"),
     ("cell_output", "sum", "config.cell_output"),
+    ("lr_schedule", "linear", "config.lr_schedule"),
+    ("genotype_edge_score", "mean", "config.genotype_edge_score"),
 ])
 def test_bad_config_values_fail_before_any_work(key, value, msg, tmp_path):
     config = base_config()

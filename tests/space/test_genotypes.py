@@ -7,6 +7,7 @@ from prdarts_jax.space.genotypes import (
     PUBLISHED,
     Genotype,
     derive_genotype,
+    edge_score,
     load_genotype,
     parse_cell,
     save_genotype,
@@ -54,6 +55,26 @@ def test_unknown_name_and_bad_file(tmp_path):
     bad.write_text("{nope")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_genotype(str(bad))
+
+
+def test_group_mass_keeps_an_edge_whose_weight_two_similar_convs_share():
+    """Node 1 (edges 2, 3, 4 from inputs 0, 1, 2): two convs share edge 2's weight (0.5 each,
+    1.0 together); edge 3's max pool has 0.750 and edge 4's skip 0.711."""
+    conv3, conv5, skip = OpSpec.conv(3), OpSpec.conv(5), OpSpec.skip()
+    maxp, avgp = OpSpec.pool("max"), OpSpec.pool("avg")
+    edges = {t: [(conv3, skip) for _ in range(14)] for t in ("normal", "reduce")}
+    alphas = {t: [np.zeros(2) for _ in range(14)] for t in ("normal", "reduce")}
+    edges["normal"][2:5] = [(conv3, conv5), (maxp, conv3), (skip, avgp)]
+    alphas["normal"][2:5] = [np.array([1.0, 1.0]), np.array([1.1, 0.0]), np.array([0.9, 0.0])]
+    assert edge_score(edges["normal"][2], alphas["normal"][2]) == (0.5, 0)
+    assert edge_score(edges["normal"][2], alphas["normal"][2], "group_mass") == (1.0, 0)
+    default = derive_genotype(edges, alphas)
+    grouped = derive_genotype(edges, alphas, rule="group_mass")
+    assert default.normal[2:4] == ((maxp, 1), (skip, 2))
+    assert grouped.normal[2:4] == ((conv3, 0), (maxp, 1))
+    assert default.reduce == grouped.reduce
+    with pytest.raises(ValueError, match="unknown edge score"):
+        derive_genotype(edges, alphas, rule="mean")
 
 
 def test_derive_picks_two_strongest_edges_per_node():
