@@ -1,4 +1,5 @@
-# One entry point. Both targets create .venv on first use.
+# One entry point. Every target creates .venv on first use; `run` installs only what a search
+# needs, `test` and the benchmarks add pytest and the PyTorch reference (torch, ~750 MB).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,14 +7,18 @@ WORKDIR ?= runs/quick
 
 .PHONY: run test bench bench-torch clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed-run: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-run
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'
 	touch $@
 
 ## the main job on the embedded offline default: a quick PR-DARTS search on digits
-run: $(VENV)/.installed
+run: $(VENV)/.installed-run
 	$(PY) -m prdarts_jax.search --config configs/quick.py --workdir $(WORKDIR)
 
 ## the whole test suite
