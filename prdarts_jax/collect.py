@@ -8,16 +8,16 @@ as skipped, each with a one-line reason. Reads JSON files only: instant, no JAX.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Sequence
 
 from prdarts_jax.analysis.collect import collect
 from prdarts_jax.runtime.cli import run_main
+from prdarts_jax.runtime.flags import ArgumentParser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m prdarts_jax.collect",
+    parser = ArgumentParser(prog="python -m prdarts_jax.collect",
                                      description=__doc__.split("\n\n")[1])
     parser.add_argument("roots", nargs="+", help="grid roots or any directories of workdirs")
     parser.add_argument("--format", choices=("md", "csv"), default="md")

@@ -1,9 +1,10 @@
 """The evolution of every edge's candidate pool: a grid of edges × cycles for one cell type.
 
-Each grid cell lists the ops the edge trained with in that cycle, coloured by kind, with
-softmax(α) at the end of the cycle; `+ op ← parent` marks a child born at the start of the cycle,
-grey `✗` an op dropped at its end. A last column holds the final op of each edge, `★` where the
-genotype uses the edge. The same rows are available as text (`pool_rows`) for the HTML report.
+Each grid cell lists the ops the edge trained with in that cycle (`op.notation`), coloured by
+kind, with softmax(α) at the end of the cycle; `+ op ← parent` marks a child born at the start
+of the cycle, grey `✗` an op dropped at its end. A last column holds the final op of each edge,
+`★` where the genotype uses the edge. The same rows are available as text (`pool_rows`) for
+the HTML report.
 """
 
 from __future__ import annotations
@@ -25,16 +26,6 @@ _FONT_PT = 7.5
 _LINE_IN = 0.15
 _CHAR_IN = 0.6 * _FONT_PT / 72
 _DROPPED = "#9a9a9a"
-
-
-def short_label(op: OpSpec) -> str:
-    """A compact op label for dense tables: `max pool`, `skip`, `5x5 d2 [1]`, `3x3 []`."""
-    if op.kind == "pool":
-        return f"{op.pool_type} pool"
-    if op.kind == "skip":
-        return "skip"
-    dil = f" d{op.dil}" if op.dil != 1 else ""
-    return f"{op.k}x{op.k}{dil} [{','.join(map(str, op.c_mul))}]"
 
 
 def edge_endpoints() -> list[tuple[int, int]]:
@@ -60,8 +51,8 @@ class OpEntry:
     chosen: bool = False
 
     def text(self) -> str:
-        born = f"+ {short_label(self.op)} ← {short_label(self.parent)}" if self.parent else None
-        return ("★ " if self.chosen else "") + (born or f"  {short_label(self.op)}")
+        born = f"+ {self.op.notation} ← {self.parent.notation}" if self.parent else None
+        return ("★ " if self.chosen else "") + (born or f"  {self.op.notation}")
 
     def tail(self) -> str:
         prob = "" if self.prob is None else f"{self.prob:4.0%}"

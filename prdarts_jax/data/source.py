@@ -6,9 +6,13 @@ Every dataset is a TFDS builder prepared to array_record and read with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -17,6 +21,7 @@ from prdarts_jax.data.cifar import Cifar10NoTf, Cifar100NoTf
 from prdarts_jax.data.digits import SklearnDigits
 
 FILE_FORMAT = "array_record"
+log = logging.getLogger("prdarts_jax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,15 +104,37 @@ def make_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBui
     return _BUILDERS[name](data_dir=data_dir or default_data_dir(), file_format=FILE_FORMAT)
 
 
+@contextlib.contextmanager
+def quiet_tfds() -> Iterator[None]:
+    """TFDS's chatter on a normal start — "Variant folder … has no dataset_info.json",
+    "Downloading and preparing dataset Unknown size …" (printed to stdout) and its progress
+    bars — is held back; what it logs as an error still shows."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    tfds.display_progress_bar(False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tfds.display_progress_bar(True)
+        absl_logger.setLevel(level)
+
+
 def prepare(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
     """Prepares the dataset to array_record unless already there; returns its builder.
 
     Raises DatasetUnavailableError (within seconds) if CIFAR data must be
     downloaded but no archive is local and the network is unreachable.
     """
-    builder = make_builder(name, data_dir)
-    if not builder.is_prepared():
+    with quiet_tfds():
+        builder = make_builder(name, data_dir)
+        if builder.is_prepared():
+            return builder
+        t0 = time.time()
         builder.download_and_prepare(file_format=FILE_FORMAT)
+    log.info("prepared dataset %s in %s (%.1f s, once per data_dir)", name, builder.data_dir,
+             time.time() - t0)
     return builder
 
 

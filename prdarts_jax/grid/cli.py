@@ -21,6 +21,7 @@ from typing import Sequence
 from prdarts_jax.errors import SearchInterrupted
 from prdarts_jax.grid.jobs import SEARCH, STAGES, TRAIN, GridSpec, build_grid
 from prdarts_jax.runtime.cli import run_main
+from prdarts_jax.runtime.flags import ArgumentParser
 from prdarts_jax.space.genotypes import PUBLISHED
 
 
@@ -37,7 +38,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m prdarts_jax.grid",
         description="Runs the paper's grid (searches over spaces × seeds, retrainings of each "
                     "result × seeds × datasets) here one job after another, or writes SLURM "

@@ -1,10 +1,17 @@
-"""Compiling a program that runs once (an initialiser) without XLA's optimisation passes."""
+"""Compiling: a program that runs once (an initialiser) without XLA's optimisation passes, and
+the lines that tell the user a compile is under way and what it cost."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import logging
+from typing import Any, Callable, Iterator
 
 import jax
+
+from prdarts_jax.runtime import compile_timer
+
+log = logging.getLogger("prdarts_jax")
 
 
 def compile_unoptimized(fn: Callable[..., Any], *example_args: Any) -> Callable[..., Any]:
@@ -13,3 +20,17 @@ def compile_unoptimized(fn: Callable[..., Any], *example_args: Any) -> Callable[
     program runs once."""
     return jax.jit(fn).trace(*example_args).lower().compile(
         compiler_options={"xla_backend_optimization_level": 0})
+
+
+@contextlib.contextmanager
+def announced(what: str, expected: bool = True) -> Iterator[None]:
+    """Logs `compiling <what>…` before the block (when a compile is `expected` in it) and the
+    compile seconds spent inside it after (when there were any): a first step that takes a
+    minute says why."""
+    if expected:
+        log.info("compiling %s…", what)
+    c0 = compile_timer.total_seconds()
+    yield
+    spent = compile_timer.total_seconds() - c0
+    if expected or spent >= compile_timer.LOG_ABOVE_SECONDS:
+        log.info("compiled %s in %.1f s", what, spent)

@@ -17,8 +17,9 @@ from prdarts_jax.runtime.interrupts import FaultHook, StopFlag
 
 log = logging.getLogger("prdarts_jax")
 
-Step = Callable[[int], tuple[bool, jax.Array]]
-"""step(i) runs step i and returns (the epoch ended with it, its loss for display)."""
+Step = Callable[[int], tuple[bool, jax.Array, int]]
+"""step(i) runs step i and returns (the epoch ended with it, its loss for display, its number
+of images)."""
 
 
 def run_epoch(step: Step, *, start: int, total: int, position: tuple[int, ...], label: str,
@@ -26,19 +27,20 @@ def run_epoch(step: Step, *, start: int, total: int, position: tuple[int, ...], 
     """Runs `step(start)`, `step(start + 1)`, … and returns (the next step, whether the epoch
     ended); it returns early, with False, after the step during which a signal arrived.
 
-    `position` prefixes the step index for the fault hook; `total` is the bar's length (an
-    estimate where the batch size varies); the loss is read back to the host only to display."""
-    progress = Progress(total - start, label)
+    `position` prefixes the step index for the fault hook; `total` is the epoch's length in
+    steps (an estimate where the batch size varies); the loss is read back to the host only to
+    display. Off a terminal a heartbeat line shows progress (loops.progress), and every
+    `log_every` steps a line too."""
+    progress = Progress(total, label, start=start)
     i, done = start, False
     try:
         while not done:
             faults.at(*position, i)
-            done, loss = step(i)
+            done, loss, images = step(i)
+            progress.update(step=i, images=images, loss=loss)
             i += 1
-            if progress.active:
-                progress.update(loss=float(loss))
-            elif log_every and i % log_every == 0:
-                log.info("%s step %d/%d loss %.4f", label, i, total, float(loss))
+            if not progress.active and log_every and i % log_every == 0:
+                log.info("%s: %s", label, progress.line(i - 1, loss))
             if stop.signal is not None:
                 break
     finally:

@@ -47,13 +47,21 @@ class Checkpointer:
         self.faults = faults
         kept = [policies.LatestN(keep)] + ([policies.EveryNSteps(keep_every)]
                                            if keep_every else [])
-        policy = policies.AnyPreservationPolicy(kept)
-        options = ocp.CheckpointManagerOptions(
-            create=True, enable_async_checkpointing=False, preservation_policy=policy,
+        self._options = ocp.CheckpointManagerOptions(
+            create=True, enable_async_checkpointing=False,
+            preservation_policy=policies.AnyPreservationPolicy(kept),
             cleanup_tmp_directories=True)
         self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
-        self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                             item_names=("state", "meta"))
+        self._manager: ocp.CheckpointManager | None = None
+
+    @property
+    def manager(self) -> ocp.CheckpointManager:
+        """Orbax's manager, made on first use: until a save (or a restore from an existing
+        folder) nothing is created on disk, so a run that fails early leaves no trace."""
+        if self._manager is None:
+            self._manager = ocp.CheckpointManager(self.directory, options=self._options,
+                                                  item_names=("state", "meta"))
+        return self._manager
 
     def save(self, position: int, state: Any, meta: dict) -> None:
         self.faults.before_save(position)
@@ -63,6 +71,8 @@ class Checkpointer:
         self.manager.wait_until_finished()
 
     def steps(self) -> list[int]:
+        if self._manager is None and not os.path.isdir(self.directory):
+            return []
         return sorted(self.manager.all_steps())
 
     def restore_latest(self, target_for: Callable[[dict], Any]) -> tuple[Any, dict] | None:
@@ -109,5 +119,6 @@ class Checkpointer:
         self.manager.reload()
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        if self._manager is not None:
+            self._manager.wait_until_finished()
+            self._manager.close()

@@ -22,7 +22,7 @@ def run_main(fn: Callable[[], object]) -> None:
     """Runs `fn`; a user-facing error (bad config, missing data, NaN loss) exits with one line."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
                         force=True)
-    for noisy in ("absl", "jax._src.xla_bridge"):
+    for noisy in ("absl", "jax._src.xla_bridge", "matplotlib"):   # matplotlib: its font cache
         logging.getLogger(noisy).setLevel(logging.WARNING)
     host = host_memory.describe()
     if host:

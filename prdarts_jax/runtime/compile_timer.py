@@ -1,7 +1,8 @@
 """Seconds spent tracing, lowering and compiling XLA programs, from JAX's own monitoring events.
 
 The search reports them per epoch (`compile_seconds` in metrics.jsonl): on a small CPU they are
-most of a cycle's first epoch.
+most of a cycle's first epoch. The loops announce each compile (`loops.compile.announced`);
+the per-program XLA times are logged at debug level.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _listener(event: str, duration: float, **kwargs) -> None:
         with _lock:
             _total[0] += duration
         if event == EVENTS[-1] and duration >= LOG_ABOVE_SECONDS:
-            log.info("compiled %s in %.1f s", kwargs.get("fun_name", "a program"), duration)
+            log.debug("XLA compiled %s in %.1f s", kwargs.get("fun_name", "a program"),
+                      duration)
 
 
 def total_seconds() -> float:

@@ -238,10 +238,10 @@ def describe(environ: Mapping[str, str] | None = None) -> str:
     remedy = active(environ)
     if not remedy:
         return ""
-    how = (f"{ENV}=off: off" if environ.get(_MARKER) == remedy
-           else "set by you, not by prdarts_jax")
-    what = {"jemalloc": "jemalloc keeps freed step buffers mapped for the next step",
-            "huge_pages": "glibc maps large buffers with transparent huge pages"}[remedy]
+    how = (f"chosen by prdarts_jax; {ENV}=off turns it off" if environ.get(_MARKER) == remedy
+           else "set in your environment, not by prdarts_jax")
+    what = {"jemalloc": "jemalloc, which keeps freed step buffers mapped for the next step",
+            "huge_pages": "glibc with transparent huge pages for large buffers"}[remedy]
     return f"host memory: {what} ({how})"
 
 

@@ -8,11 +8,13 @@ from typing import Any, Iterator
 
 
 class MetricsWriter:
-    """Appends records to `path`; a disabled writer (a process other than 0) writes nothing."""
+    """Appends records to `path`; a disabled writer (a process other than 0) writes nothing.
+    A `mirror` (the TensorBoard writer) gets every record after it is on disk."""
 
-    def __init__(self, path: str, enabled: bool = True):
+    def __init__(self, path: str, enabled: bool = True, mirror: Any = None):
         self.path = path
         self.enabled = enabled
+        self.mirror = mirror
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -21,6 +23,12 @@ class MetricsWriter:
             f.write(json.dumps(record, default=_to_builtin) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        if self.mirror is not None:
+            self.mirror.write(record)
+
+    def close(self) -> None:
+        if self.mirror is not None:
+            self.mirror.close()
 
     def size(self) -> int:
         """Bytes written so far (a checkpoint records it to truncate to on resume)."""

@@ -3,10 +3,6 @@
 Runs a PR-DARTS search (see `search.loop.run_search`); `--config.<key>=value` overrides any field.
 """
 
-from absl import app
+from prdarts_jax.search.cli import run
 
-from prdarts_jax.runtime import host_memory
-from prdarts_jax.search.cli import main
-
-host_memory.restart()
-app.run(main)
+run()

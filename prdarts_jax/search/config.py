@@ -13,7 +13,7 @@ from prdarts_jax.errors import ConfigError
 from prdarts_jax.models.formulations import IMPLS
 from prdarts_jax.optim import LR_SCHEDULES
 from prdarts_jax.runtime import config_checks, parallel
-from prdarts_jax.runtime.config_checks import check_dataset, need
+from prdarts_jax.runtime.config_checks import check_dataset, check_types, need
 from prdarts_jax.search.batch_size.controller import validate_limits
 from prdarts_jax.search.bilevel import Hyper
 from prdarts_jax.search.pools import validate_schedule
@@ -79,6 +79,64 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+FIELD_DOCS: dict[str, str] = {
+    "seed": "PRNG seed of the search (initialisation, data order, α, sampled morphisms)",
+    "dataset": "cifar10, cifar100 or digits (offline)",
+    "data_dir": "TFDS data directory; empty: $TFDS_DATA_DIR or ~/tensorflow_datasets",
+    "train_portion": "fraction of the training split that trains the weights; the rest trains α",
+    "space": "search space: DL, DR or UR (SPEC §2)",
+    "restrictions.min_k": "smallest conv kernel; unset: the space's value",
+    "restrictions.max_k": "largest conv kernel; unset: the space's value",
+    "restrictions.max_dil": "largest dilation; unset: the space's value",
+    "restrictions.max_len": "most expansion layers of a conv; unset: the space's value",
+    "restrictions.max_sum": "largest sum of a conv's expansion list; unset: the space's value",
+    "restrictions.max_width": "largest entry of a conv's expansion list; unset: the space's value",
+    "channels": "initial channels C of the supernet",
+    "layers": "cells of the supernet (reductions at 1/3 and 2/3)",
+    "cell_output": "concat (the release) or mean (the paper's prose) of the nodes",
+    "schedule.epochs": "epochs per cycle; its length is the number of cycles",
+    "schedule.grace": "epochs per cycle that train weights only, before the α steps start",
+    "schedule.morphs": "children added per edge at the end of each cycle",
+    "schedule.keep": "ops kept per edge at the end of each cycle (the last: 1)",
+    "batch_size": "the fixed batch size (global, over all devices) when batch.variable is False",
+    "batch.variable": "the paper's memory-driven batch size (SPEC §5)",
+    "batch.min": "smallest batch size of the variable rule",
+    "batch.step": "step between batch sizes of the variable rule",
+    "batch.max": "largest batch size of the variable rule",
+    "batch.interval": "steps between memory readings",
+    "batch.target": "fraction of the memory budget to fill",
+    "batch.memory_budget_mb": "memory budget in MiB; 0: the device's limit (half the RAM on a CPU)",
+    "batch.compile_ahead": "threads compiling the batch sizes b is predicted to reach; 0: off",
+    "eval_batch_size": "batch size of the α-half validation after each epoch",
+    "eval_max_samples": "validate on at most this many α-half samples; 0: all",
+    "max_steps_per_epoch": "truncate every epoch to this many steps (smoke runs); 0: full epochs",
+    "lr_max": "weights' learning rate at the start of each cycle",
+    "lr_min": "weights' learning rate at the end of the cosine",
+    "lr_schedule": "pytorch (DARTS' per-epoch cosine) or reach_min (last epoch at lr_min)",
+    "genotype_edge_score": "how the final genotype ranks edges: max_weight (SPEC §4) or group_mass",
+    "momentum": "SGD momentum of the weights",
+    "weight_decay": "weights' decay (coupled, as PyTorch's SGD)",
+    "grad_clip": "global norm clip of the weights' gradients",
+    "alpha_lr": "Adam learning rate of α",
+    "alpha_beta1": "Adam β1 of α",
+    "alpha_beta2": "Adam β2 of α",
+    "alpha_weight_decay": "α's weight decay",
+    "alpha_grad_clip": "global norm clip of α's gradients",
+    "alpha_init_scale": "std of α's random initialisation",
+    "max_tries": "morphism draws per edge before giving up on a child",
+    "revisit_after": "draws after which an op dropped earlier may come back",
+    "reinit_morphed_every_cycle": "re-morph children from their lineage every cycle (the release)",
+    "depthwise_impl": "formulation of the depthwise conv; empty: the backend's default",
+    "pool_impl": "formulation of the 3x3 pools; empty: the backend's default",
+    "num_devices": "devices of the data-parallel mesh; 0: all (every host)",
+    "compilation_cache_dir": "persistent XLA compilation cache; empty: leave JAX's setting alone",
+    "fuse_grad_programs": "one gradient program for the α and weight steps (halves CPU compiles)",
+    "log_every": "steps between log lines when not on a terminal; 0: none",
+    "allow_config_changes": "on resume, accept changed keys that are safe to change",
+}
+"""What each field of `base_config` means (`--help` lists them; a test keeps it complete)."""
+
+
 def hyper(config: ml_collections.ConfigDict) -> Hyper:
     return Hyper(config.lr_max, config.lr_min, config.momentum, config.weight_decay,
                  config.grad_clip, config.alpha_lr, (config.alpha_beta1, config.alpha_beta2),
@@ -95,6 +153,7 @@ def search_space(config: ml_collections.ConfigDict) -> SearchSpace:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError on the first bad value."""
+    check_types(config, base_config())
     check_dataset(config)
     need(config.space.upper() in PRESETS,
          f"config.space={config.space!r} is unknown; use one of {sorted(PRESETS)}")

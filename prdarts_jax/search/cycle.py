@@ -16,13 +16,15 @@ import ml_collections
 import numpy as np
 
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
+from prdarts_jax.loops.compile import announced
 from prdarts_jax.loops.epoch import run_epoch
 from prdarts_jax.loops.evaluate import evaluate
+from prdarts_jax.loops.progress import duration
 from prdarts_jax.models.supernet import Supernet, init_alphas
 from prdarts_jax.optim import cosine_lr
 from prdarts_jax.runtime import compile_timer
 from prdarts_jax.runtime.metrics import read_metrics
-from prdarts_jax.search import bilevel
+from prdarts_jax.search import bilevel, eta
 from prdarts_jax.search.batch_size import memory
 from prdarts_jax.search.boundary import transfer_variables, update_lineage
 from prdarts_jax.search.context import SearchContext
@@ -37,6 +39,8 @@ log = logging.getLogger("prdarts_jax")
 
 _METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
 """Per-step values averaged into the epoch record."""
+_EVALUATED: set[int] = set()
+"""Evaluation programs this process has run (a first run compiles, and says so)."""
 
 
 def train_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> None:
@@ -79,10 +83,13 @@ def _train_epoch(ctx: SearchContext, run: SearchRun, programs: bilevel.StepProgr
     lr = cycle_lr(ctx.config, cycle, epoch)
     steps = _SearchSteps(ctx, run, programs, lr=lr, search=epoch >= schedule.grace[cycle - 1],
                          key=jax.random.fold_in(jax.random.fold_in(ctx.key, 100 + cycle), epoch))
+    total = step + run.w_iter.steps_remaining(run.sizer.b)
+    if ctx.config.max_steps_per_epoch:
+        total = min(total, ctx.config.max_steps_per_epoch)
     step, done = run_epoch(
-        steps, start=step, total=step + run.w_iter.steps_remaining(run.sizer.b),
-        position=(cycle, epoch), label=f"cycle {cycle} epoch {epoch}", stop=ctx.stop,
-        faults=ctx.faults, log_every=ctx.config.log_every)
+        steps, start=step, total=total, position=(cycle, epoch),
+        label=f"cycle {cycle} epoch {epoch}", stop=ctx.stop, faults=ctx.faults,
+        log_every=ctx.config.log_every)
     run.position = (cycle, epoch, step)
     if not done:
         save(ctx, run)
@@ -92,9 +99,18 @@ def _train_epoch(ctx: SearchContext, run: SearchRun, programs: bilevel.StepProgr
     record = _epoch_record(ctx, run, programs, lr=lr, t0=t0, c0=c0)
     ctx.metrics.write(record)
     log.info("cycle %d epoch %d: lr %.4f train loss %.4f acc %.3f | val loss %.4f acc %.3f | "
-             "%.1f s", cycle, epoch, lr, record["train_loss"], record["train_acc"],
-             record["val_loss"], record["val_acc"], record["seconds"])
+             "%.1f s%s", cycle, epoch, lr, record["train_loss"], record["train_acc"],
+             record["val_loss"], record["val_acc"], record["seconds"], _eta_text(ctx))
     run.position, run.hist = (cycle, epoch + 1, 0), {}
+
+
+def _eta_text(ctx: SearchContext) -> str:
+    """` | ETA cycle m:ss, search h:mm:ss` from the epochs in metrics.jsonl (main process)."""
+    if not (ctx.metrics.enabled and os.path.exists(ctx.metrics_path)):
+        return ""
+    records = [r for r in read_metrics(ctx.metrics_path) if r.get("type") == "epoch"]
+    left = eta.remaining(ctx.config.schedule, records)
+    return f" | ETA cycle {duration(left[0])}, search {duration(left[1])}" if left else ""
 
 
 def _epoch_record(ctx: SearchContext, run: SearchRun, programs: bilevel.StepPrograms, *,
@@ -103,11 +119,14 @@ def _epoch_record(ctx: SearchContext, run: SearchRun, programs: bilevel.StepProg
     `c0` (compile seconds), so they include the validation."""
     cycle, epoch, step = run.position
     state, hist = run.state, run.hist
-    val_loss, val_acc = evaluate(
-        lambda idx, mask: programs.eval_batch(state["params"], state["alphas"],
-                                              state["batch_stats"], ctx.images, ctx.labels,
-                                              idx, mask),
-        ctx.eval_idx, ctx.config.eval_batch_size, ctx.placement)
+    first = id(programs.eval_batch) not in _EVALUATED
+    _EVALUATED.add(id(programs.eval_batch))
+    with announced(f"cycle {cycle} evaluation program", first):
+        val_loss, val_acc = evaluate(
+            lambda idx, mask: programs.eval_batch(state["params"], state["alphas"],
+                                                  state["batch_stats"], ctx.images, ctx.labels,
+                                                  idx, mask),
+            ctx.eval_idx, ctx.config.eval_batch_size, ctx.placement)
     train = {k: float(np.mean(hist[k])) for k in _METRIC_KEYS if hist.get(k)}
     return {"type": "epoch", "cycle": cycle, "epoch": epoch, "lr": lr, **train,
             "val_loss": val_loss, "val_acc": val_acc,
@@ -131,8 +150,18 @@ class _SearchSteps:
         self.ctx, self.run, self.programs = ctx, run, programs
         self.lr, self.search, self.key = lr, search, key
         self.pending: list[dict] = []
+        self.started = False
 
-    def __call__(self, i: int) -> tuple[bool, jax.Array]:
+    def __call__(self, i: int) -> tuple[bool, jax.Array, int]:
+        if self.started:
+            return self._call(i)
+        self.started = True
+        b, cycle = self.run.sizer.b, self.run.position[0]
+        compiled = b in self.programs.weight_grads.sizes()
+        with announced(f"cycle {cycle} step programs (batch {b})", not compiled):
+            return self._call(i)
+
+    def _call(self, i: int) -> tuple[bool, jax.Array, int]:
         ctx, run = self.ctx, self.run
         b = run.sizer.b
         a_idx = ctx.placement.shard_batch(run.a_iter.next_batch(b)) if self.search else None
@@ -144,7 +173,7 @@ class _SearchSteps:
         run.sizer.after_step(self.programs, self._args_for)
         if len(self.pending) >= 10 or done or ctx.stop.signal is not None:
             self._flush(i + 1)
-        return done, loss
+        return done, loss, m["batch_size"]
 
     def _step(self, a_idx, w_idx, step_key) -> tuple[dict, jax.Array]:
         ctx, run = self.ctx, self.run

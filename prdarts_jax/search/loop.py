@@ -16,13 +16,15 @@ from prdarts_jax.models import formulations
 from prdarts_jax.runtime import compile_cache, interrupts, parallel
 from prdarts_jax.runtime.checkpoints import Checkpointer
 from prdarts_jax.runtime.interrupts import NO_FAULTS, FaultHook
+from prdarts_jax.runtime.metrics import read_metrics
 from prdarts_jax.search import workdir as workdir_files
 from prdarts_jax.search.config import check_devices, hyper, search_space, validate
 from prdarts_jax.search.context import SearchContext, search_context
 from prdarts_jax.search.cycle import end_cycle, train_cycle
 from prdarts_jax.search.pools import CellPools
-from prdarts_jax.search.run import SearchRun, fresh_run, restored_run
+from prdarts_jax.search.run import SearchRun, fresh_run, restored_run, start_metrics
 from prdarts_jax.search.structure import abstract_state, build_supernet
+from prdarts_jax.search.summary import finished_record, summary_text
 from prdarts_jax.space.genotypes import Genotype
 
 log = logging.getLogger("prdarts_jax")
@@ -47,20 +49,25 @@ def _search(config: ml_collections.ConfigDict, workdir: str, *, stop: interrupts
             faults: FaultHook, placement: parallel.Placement) -> Genotype | None:
     space, info, h = search_space(config), dataset_info(config.dataset), hyper(config)
     if workdir_files.is_finished(workdir):
+        workdir_files.check_finished(config, workdir)
         log.info("workdir %s already holds a finished search (genotype.json); nothing to do",
                  workdir)
         return None
-    workdir_files.open_workdir(config, workdir)
-    ckpt = Checkpointer(workdir, faults=faults)
+    workdir_files.check_workdir(config, workdir)
+    ckpt, ctx = Checkpointer(workdir, faults=faults), None
     try:
         restored = ckpt.restore_latest(lambda meta: abstract_state(
             build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),
             info, h, placement))
-        workdir_files.write_config(config, workdir)
         ctx = search_context(config, workdir, space=space, info=info, h=h, placement=placement,
                              stop=stop, faults=faults, ckpt=ckpt)
         if restored is None:
-            return _cycles(ctx, fresh_run(ctx))
+            run = fresh_run(ctx)
+            workdir_files.start_workdir(workdir)
+            workdir_files.write_config(config, workdir)
+            start_metrics(ctx, run)
+            return _cycles(ctx, run)
+        workdir_files.write_config(config, workdir)
         state, meta = restored
         run = restored_run(ctx, state, meta)
         if meta.get("finished"):
@@ -68,6 +75,8 @@ def _search(config: ml_collections.ConfigDict, workdir: str, *, stop: interrupts
         return _cycles(ctx, run)
     finally:
         ckpt.close()
+        if ctx is not None:
+            ctx.metrics.close()
 
 
 def _cycles(ctx: SearchContext, run: SearchRun) -> Genotype | None:
@@ -78,9 +87,20 @@ def _cycles(ctx: SearchContext, run: SearchRun) -> Genotype | None:
         genotype = end_cycle(ctx, run, net)
         if genotype is not None:
             _finished(ctx, run, genotype)
-            log.info("search finished; genotype:\n%s", genotype.describe())
+            _closing(ctx, run, genotype)
             return genotype
     return None
+
+
+def _closing(ctx: SearchContext, run: SearchRun, genotype: Genotype) -> None:
+    """The `finished` metrics record and the closing lines (the main process)."""
+    if not ctx.metrics.enabled:
+        return
+    seconds, compile_seconds = run.seconds(ctx)
+    epochs = [r for r in read_metrics(ctx.metrics_path) if r.get("type") == "epoch"]
+    record = finished_record(epochs, seconds=seconds, compile_seconds=compile_seconds)
+    ctx.metrics.write(record)
+    log.info("%s", summary_text(record, genotype, ctx.workdir))
 
 
 def _finished(ctx: SearchContext, run: SearchRun, genotype: Genotype) -> Genotype:

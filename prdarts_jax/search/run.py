@@ -13,6 +13,7 @@ import numpy as np
 
 from prdarts_jax.data import EpochIterator
 from prdarts_jax.models.supernet import init_alphas
+from prdarts_jax.runtime import compile_timer
 from prdarts_jax.runtime.checkpoints import position_id
 from prdarts_jax.search.batch_size.controller import BatchSizeState
 from prdarts_jax.search.batch_size.sizer import BatchSizer
@@ -30,8 +31,9 @@ Position = tuple[int, int, int]
 
 @dataclasses.dataclass
 class SearchRun:
-    """Everything a checkpoint holds besides the metrics file; `elapsed` counts the seconds of
-    earlier processes, `hist` the per-step values of the epoch under way."""
+    """Everything a checkpoint holds besides the metrics file; `elapsed` and
+    `compile_elapsed` count the wall and compile seconds of earlier processes, `hist` the
+    per-step values of the epoch under way."""
 
     state: dict
     pools: CellPools
@@ -43,6 +45,12 @@ class SearchRun:
     position: Position
     hist: dict
     elapsed: float
+    compile_elapsed: float = 0.0
+
+    def seconds(self, ctx: SearchContext) -> tuple[float, float]:
+        """(wall, compile) seconds of the whole search so far, over all its processes."""
+        return (self.elapsed + time.time() - ctx.clock,
+                self.compile_elapsed + compile_timer.total_seconds() - ctx.compile_clock)
 
     def meta(self, ctx: SearchContext) -> dict:
         return {
@@ -51,7 +59,7 @@ class SearchRun:
             "np_rng": self.np_rng.bit_generator.state, "w_iter": self.w_iter.state(),
             "a_iter": self.a_iter.state(), "hist": self.hist, "batch": self.sizer.to_json(),
             "metrics_offset": ctx.metrics.size(),
-            "elapsed": self.elapsed + time.time() - ctx.clock}
+            **dict(zip(("elapsed", "compile_elapsed"), self.seconds(ctx)))}
 
 
 def save(ctx: SearchContext, run: SearchRun, **extra: Any) -> None:
@@ -60,8 +68,7 @@ def save(ctx: SearchContext, run: SearchRun, **extra: Any) -> None:
 
 
 def fresh_run(ctx: SearchContext) -> SearchRun:
-    """Cycle 1 of a new search: the initial pools, fresh variables and α, an empty metrics file
-    opened by the first cycle's statistics."""
+    """Cycle 1 of a new search: the initial pools, fresh variables and α (nothing written)."""
     config = ctx.config
     np_rng = np.random.default_rng(config.seed)
     w_iter = EpochIterator(ctx.w_idx, np_rng.integers(2**63))
@@ -76,9 +83,13 @@ def fresh_run(ctx: SearchContext) -> SearchRun:
                     lineage={}, np_rng=np_rng, w_iter=w_iter, a_iter=a_iter,
                     sizer=BatchSizer.initial(config), position=(1, 0, 0), hist={},
                     elapsed=0.0)
-    ctx.metrics.truncate(0)
-    ctx.metrics.write(stats_record(1, pools, None, config.schedule))
     return run
+
+
+def start_metrics(ctx: SearchContext, run: SearchRun) -> None:
+    """A fresh search's metrics file, opened by the first cycle's statistics."""
+    ctx.metrics.truncate(0)
+    ctx.metrics.write(stats_record(1, run.pools, None, ctx.config.schedule))
 
 
 def restored_run(ctx: SearchContext, state: dict, meta: dict) -> SearchRun:
@@ -92,7 +103,8 @@ def restored_run(ctx: SearchContext, state: dict, meta: dict) -> SearchRun:
         w_iter=EpochIterator.from_state(ctx.w_idx, meta["w_iter"]),
         a_iter=EpochIterator.from_state(ctx.a_idx, meta["a_iter"]),
         sizer=BatchSizer(ctx.config, batch), position=tuple(meta["position"]),
-        hist=meta["hist"], elapsed=meta["elapsed"])
+        hist=meta["hist"], elapsed=meta["elapsed"],
+        compile_elapsed=meta.get("compile_elapsed", 0.0))
     ctx.metrics.truncate(meta["metrics_offset"])
     log.info("resumed from cycle %d, epoch %d, step %d", *run.position)
     return run

@@ -1,5 +1,9 @@
-"""A search's workdir: starting one afresh, refusing a resume with a different config, and the
-files a finished search leaves (genotype.json, genotype.txt, final_pools.json)."""
+"""A search's workdir: the checks before anything runs (its kind, a resume's or a finished
+search's config), starting one afresh once the first state exists, and the files a finished
+search leaves (genotype.json, genotype.txt, final_pools.json).
+
+Nothing is written into the workdir until the data has loaded and the first state is built,
+so a run that fails early (no dataset, a bad device count) leaves the workdir as it was."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import time
 import ml_collections
 
 from prdarts_jax.errors import ConfigError
-from prdarts_jax.runtime import parallel
+from prdarts_jax.runtime import parallel, workdirs
 from prdarts_jax.search.pools import CellPools
 from prdarts_jax.space.genotypes import Genotype, save_genotype
 
@@ -30,16 +34,41 @@ def is_finished(workdir: str) -> bool:
     return os.path.exists(os.path.join(workdir, GENOTYPE_FILE))
 
 
-def open_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """Checks a resume's config against the saved one; a workdir without checkpoints is
-    started afresh (an unfinished run's files moved aside)."""
+def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Refuses a workdir that holds a retraining or unrelated files, one this user cannot
+    write, and a resume whose config differs from the saved one. Writes nothing."""
+    workdirs.expect(workdir, workdirs.SEARCH)
     config_path = os.path.join(workdir, CONFIG_FILE)
-    has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints"))
-    if has_checkpoints and os.path.exists(config_path):
+    if os.path.isdir(os.path.join(workdir, "checkpoints")) and os.path.exists(config_path):
         with open(config_path) as f:
             _check_config(json.load(f), json.loads(config.to_json_best_effort()),
                           config.allow_config_changes)
-    elif not has_checkpoints and parallel.is_main_process():
+
+
+def check_finished(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """A finished search's workdir run again: fine with its own config (nothing to do), a
+    ConfigError naming the differences with another one."""
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(config_path):
+        return
+    with open(config_path) as f:
+        saved = _flat(json.load(f))
+    current = _flat(json.loads(config.to_json_best_effort()))
+    differing = sorted(k for k in set(saved) | set(current)
+                       if saved.get(k) != current.get(k) and k not in SAFE_CHANGES)
+    if differing:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in differing[:4])
+        more = f" and {len(differing) - 4} more" if len(differing) > 4 else ""
+        raise ConfigError(
+            f"{workdir} holds a finished search whose config differs from this one ({shown}"
+            f"{more}); to search with this config use a new --workdir (its genotype stays in "
+            f"{os.path.join(workdir, GENOTYPE_FILE)})")
+
+
+def start_workdir(workdir: str) -> None:
+    """Creates the workdir of a fresh search (the main process); files of an earlier run
+    that left no checkpoint are moved aside first."""
+    if parallel.is_main_process() and not os.path.isdir(os.path.join(workdir, "checkpoints")):
         _prepare_workdir(workdir)
 
 

@@ -50,18 +50,12 @@ class Genotype:
         return Genotype(**cells, **concat)
 
     def describe(self) -> str:
-        """The compact display form used by the spec, one line per cell type."""
+        """The spec's display form (`op.notation`@input, nodes split by `|`), one line per
+        cell type; `parse_cell` reads a line back."""
         def cell(pairs: tuple[Pair, ...]) -> str:
             nodes = [pairs[2 * j:2 * j + 2] for j in range(NODES)]
-            return " | ".join(" ".join(f"{_compact(op)}@{i}" for op, i in node) for node in nodes)
+            return " | ".join(" ".join(f"{op.notation}@{i}" for op, i in node) for node in nodes)
         return f"normal: {cell(self.normal)}\nreduce: {cell(self.reduce)}"
-
-
-def _compact(op: OpSpec) -> str:
-    if not op.is_conv:
-        return str(op)
-    dil = f",dil={op.dil}" if op.dil != 1 else ""
-    return f"conv(k{op.k},[{','.join(map(str, op.c_mul))}]{dil})"
 
 
 def _validate_cell(name: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> None:

@@ -2,9 +2,11 @@
 
 An `OpSpec` names one candidate operation of PR-DARTS (SPEC §1): a 3×3 pool, a skip
 connection, or a stack of separable convolutions (kernel `k`, dilation `dil`, expansion list
-`c_mul`). Its canonical string (`str(op)`) is the key of the op's parameters in a network's
-parameter tree and its form in JSON; `OpSpec.parse` reads it back, and also the compact notation
-of the spec (`conv(k5,[1])`, `conv(k3,[],dil=2)`, `maxpool3`) and DARTS' op names.
+`c_mul`). Its canonical string (`str(op)`, `conv_k5_d1_m1`) is data: the key of the op's
+parameters in a network's parameter tree and its form in JSON. What a user reads is
+`op.notation`, the spec's compact form (`conv(k5,[1])`, `conv(k3,[],dil=2)`, `maxpool3`,
+`skip`), explained by `NOTATION_LEGEND`; every genotype text, cell drawing, pool plot and report
+table uses it. `OpSpec.parse` reads both forms back, and DARTS' op names.
 """
 
 from __future__ import annotations
@@ -81,18 +83,14 @@ class OpSpec:
         return f"conv_k{self.k}_d{self.dil}{tail}"
 
     @property
-    def label(self) -> str:
-        """The paper's display label, e.g. `Conv(5x5, dil=2, mult=[1])`."""
-        if self.kind == "pool":
-            return f"Pool({self.pool_type}, 3x3)"
-        if self.kind == "skip":
-            return "Skip()"
-        parts = [f"{self.k}x{self.k}"]
-        if self.dil != 1:
-            parts.append(f"dil={self.dil}")
-        if self.c_mul:
-            parts.append(f"mult=[{', '.join(map(str, self.c_mul))}]")
-        return f"Conv({', '.join(parts)})"
+    def notation(self) -> str:
+        """The one display form (the spec's compact notation): `conv(k5,[1])`,
+        `conv(k3,[],dil=2)`, `conv(k3,[1,1])`, `maxpool3`, `avgpool3`, `skip`. It parses back
+        with `OpSpec.parse`; see NOTATION_LEGEND."""
+        if not self.is_conv:
+            return str(self)
+        dil = f",dil={self.dil}" if self.dil != 1 else ""
+        return f"conv(k{self.k},[{','.join(map(str, self.c_mul))}]{dil})"
 
     @staticmethod
     def parse(text: str) -> "OpSpec":
@@ -114,6 +112,19 @@ class OpSpec:
         raise ValueError(
             f"unknown op string {text!r}; expected e.g. 'maxpool3', 'avgpool3', 'skip', "
             "'conv_k5_d2_m1' or 'conv(k5,[1])'")
+
+
+NOTATION_LEGEND = (
+    "conv(kK,[m1,...,mn],dil=D) is a stack of n+1 separable convolutions (ReLU, depthwise K×K "
+    "conv with dilation D, pointwise 1×1 conv, BatchNorm), all with the same K and D; dil=D is "
+    "written only when D ≠ 1. Layer i widens to mi×C channels (C: the cell's channels) and the "
+    "last layer returns to C, so conv(kK,[]) is one separable conv (with dil=2: DARTS' dil_conv), "
+    "conv(kK,[1]) two stacked ones (DARTS' sep_conv) and conv(k3,[2]) goes C→2C→C. "
+    "maxpool3 and avgpool3 are 3×3 max and average pools (the average excludes the padding). "
+    "skip is the identity; at stride 2 it is a FactorizedReduce (two 1×1 stride-2 convs, the "
+    "second on the input shifted by one pixel, concatenated). On a reduction cell's edges from "
+    "its inputs every op runs at stride 2 (first layer only for a conv).")
+"""How to read `OpSpec.notation`, in plain text (SPEC §1); the report shows it once."""
 
 
 INITIAL_POOL: tuple[OpSpec, ...] = (

@@ -7,10 +7,6 @@ the test set (see `train.loop.train_and_evaluate`); re-running with the same wor
 `--param_table` prints the published cells' parameter counts at C=36, 20 cells (no --config).
 """
 
-from absl import app
+from prdarts_jax.train.cli import run
 
-from prdarts_jax.runtime import host_memory
-from prdarts_jax.train.cli import main
-
-host_memory.restart()
-app.run(main)
+run()

@@ -1,5 +1,5 @@
 """CLI: python -m prdarts_jax.train --config configs/train_cifar10.py --config.genotype=DL2 \
---workdir runs/dl2
+--workdir runs/dl2  (or prdarts-train)
 
 Retrains a genotype (a built-in name or a genotype.json path) from scratch and evaluates it on
 the test set (see `train.loop.train_and_evaluate`); re-running with the same workdir resumes.
@@ -12,16 +12,22 @@ from __future__ import annotations
 from absl import app, flags
 from ml_collections import config_flags
 
+from prdarts_jax.runtime import host_memory
 from prdarts_jax.runtime.cli import run_main
+from prdarts_jax.runtime.flags import Program, fail, make_parser
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Retraining config file.",
+_CONFIG = config_flags.DEFINE_config_file("config", None,
+                                          "Retraining config file (configs/train_*.py).",
                                           lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for everything of this run.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for everything of this run; the "
+                               "same workdir again resumes.")
 _COUNT = flags.DEFINE_bool("count_params", False,
                            "Print `params: N` (without the auxiliary head) and exit.")
 _TABLE = flags.DEFINE_bool("param_table", False,
                            "Print the published cells' parameter counts (C=36, 20 cells, 32x32 "
                            "inputs, auxiliary head excluded) and exit; needs no --config.")
+PROGRAM = Program(__doc__, ("config", "workdir", "count_params", "param_table"),
+                  config_module="prdarts_jax.train.config")
 
 
 def _table() -> None:
@@ -37,7 +43,7 @@ def _count() -> None:
 
 def _train() -> None:
     if not _WORKDIR.value:
-        raise ValueError("--workdir is required (unless --count_params)")
+        fail("--workdir is required (unless --count_params); --help shows an example")
     from prdarts_jax.runtime import xla_options
     xla_options.for_retraining()
     from prdarts_jax.runtime.distributed import maybe_initialize
@@ -49,11 +55,17 @@ def _train() -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        fail(f"unexpected arguments {argv[1:]}; --help lists the flags")
     if _TABLE.value:
         run_main(_table)
         return
     if _CONFIG.value is None:
-        raise app.UsageError("--config is required (unless --param_table)")
+        fail("--config is required (unless --param_table); --help shows an example")
     run_main(_count if _COUNT.value else _train)
+
+
+def run() -> None:
+    """The console script `prdarts-train`."""
+    host_memory.restart()
+    app.run(main, flags_parser=make_parser(PROGRAM))
 

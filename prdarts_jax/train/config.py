@@ -6,14 +6,16 @@ data is loaded or anything compiles.
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 
 from prdarts_jax.errors import ConfigError
 from prdarts_jax.models.network import check_genotype
-from prdarts_jax.runtime.config_checks import check_dataset, need
+from prdarts_jax.runtime.config_checks import check_dataset, check_types, need
 from prdarts_jax.space.genotypes import Genotype, load_genotype
 
-__all__ = ["ConfigError", "base_config", "genotype_of", "validate"]
+__all__ = ["FIELD_DOCS", "ConfigError", "base_config", "genotype_of", "validate"]
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -46,8 +48,42 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+FIELD_DOCS: dict[str, str] = {
+    "seed": "PRNG seed (initialisation, data order, augmentation, drop path)",
+    "dataset": "cifar10, cifar100 or digits (offline)",
+    "data_dir": "TFDS data directory; empty: $TFDS_DATA_DIR or ~/tensorflow_datasets",
+    "genotype": "a built-in cell (DL1, DL2, DR, UR, DARTS_V1, DARTS_V2, PDARTS) or a genotype.json",
+    "channels": "initial channels C of the final network",
+    "layers": "cells of the final network",
+    "epochs": "epochs of the retraining",
+    "batch_size": "global batch size (over all devices)",
+    "eval_batch_size": "batch size of the test-set evaluation",
+    "lr": "initial learning rate (cosine per epoch down to lr_min)",
+    "lr_min": "learning rate at the end of the cosine",
+    "momentum": "SGD momentum",
+    "weight_decay": "weight decay (coupled, as PyTorch's SGD)",
+    "grad_clip": "global norm clip of the gradients",
+    "cutout": "cutout square side in pixels; 0: none",
+    "flip": "random horizontal flips",
+    "aux_weight": "weight of the auxiliary head's loss; 0: no auxiliary head",
+    "drop_path": "drop-path probability reached at the last epoch (rises linearly from 0)",
+    "eval_every": "test-set evaluation every N epochs",
+    "final_epochs": "also evaluate each of the last N epochs; their mean error is reported",
+    "keep_checkpoints": "checkpoints kept in the workdir",
+    "num_devices": "devices of the data-parallel mesh; 0: all (every host)",
+    "max_steps_per_epoch": "truncate every epoch to this many steps (smoke runs); 0: full epochs",
+    "log_every": "steps between log lines when not on a terminal; 0: none",
+}
+"""What each field of `base_config` means (`--help` lists them; a test keeps it complete)."""
+
+
 def genotype_of(config: ml_collections.ConfigDict) -> Genotype:
     """The genotype named by `config.genotype`, or ConfigError."""
+    if os.path.isdir(str(config.genotype)):
+        inside = os.path.join(str(config.genotype), "genotype.json")
+        raise ConfigError(f"config.genotype={config.genotype!r} is a directory; "
+                          + (f"pass {inside}" if os.path.isfile(inside) else
+                             "pass a genotype.json (a finished search writes one)"))
     try:
         genotype = load_genotype(str(config.genotype))
         check_genotype(genotype)
@@ -58,6 +94,7 @@ def genotype_of(config: ml_collections.ConfigDict) -> Genotype:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError on the first bad value."""
+    check_types(config, base_config())
     check_dataset(config)
     genotype_of(config)
     need(config.channels >= 2, f"config.channels={config.channels} must be >= 2")

@@ -11,11 +11,12 @@ import ml_collections
 import numpy as np
 
 from prdarts_jax.data import dataset_info, load_split
+from prdarts_jax.errors import CheckpointError, ConfigError
 from prdarts_jax.loops import evaluate as shared
 from prdarts_jax.models.network import count_params
-from prdarts_jax.runtime import parallel
+from prdarts_jax.runtime import parallel, workdirs
 from prdarts_jax.runtime.checkpoints import Checkpointer
-from prdarts_jax.runtime.config_checks import check_devices
+from prdarts_jax.runtime.config_checks import check_data_dir, check_devices
 from prdarts_jax.space.genotypes import load_genotype
 from prdarts_jax.train.config import genotype_of
 from prdarts_jax.train.programs import (
@@ -47,9 +48,16 @@ def evaluate(programs: Programs, state: State, images: jax.Array, labels: jax.Ar
 
 
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config.json of a retraining workdir; a search's workdir, or one without a
+    retraining, is a ConfigError saying what to run instead."""
+    found = workdirs.kind(workdir)
+    if found == workdirs.SEARCH:
+        raise ConfigError(f"--workdir {workdir} holds a search, not a retraining; "
+                          + workdirs.search_next_step(workdir))
     path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: --workdir must be a training run directory")
+    if found != workdirs.TRAIN or not os.path.exists(path):
+        raise ConfigError(f"--workdir {workdir} holds no retraining (no {path}); pass the "
+                          "--workdir of a `python -m prdarts_jax.train` run")
     with open(path) as f:
         return ml_collections.ConfigDict(json.load(f))
 
@@ -57,6 +65,7 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
 def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict:
     """Test-set loss/accuracy/error of the latest checkpoint in a training workdir."""
     config = load_workdir_config(workdir)
+    check_data_dir(data_dir, "--data_dir")
     saved = os.path.join(workdir, GENOTYPE_FILE)
     genotype = load_genotype(saved) if os.path.exists(saved) else genotype_of(config)
     info = dataset_info(config.dataset)
@@ -70,7 +79,8 @@ def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict:
     finally:
         ckpt.close()
     if restored is None:
-        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
+        raise CheckpointError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}: the "
+                              "retraining has not finished an epoch yet; resume it first")
     state, meta = restored
     images, labels = load_split(config.dataset, "test", data_dir or config.data_dir or None)
     programs = programs_for(net, data_spec(config), settings)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import statistics
 import time
 from typing import Any
 
@@ -21,16 +22,19 @@ import ml_collections
 import numpy as np
 
 from prdarts_jax.data import EpochIterator, dataset_info, load_split
-from prdarts_jax.errors import NonFiniteLossError, TrainingInterrupted
+from prdarts_jax.errors import ConfigError, NonFiniteLossError, TrainingInterrupted
+from prdarts_jax.loops.compile import announced
 from prdarts_jax.loops.epoch import run_epoch
+from prdarts_jax.loops.progress import duration
 from prdarts_jax.models.network import Network, count_params, param_count
 from prdarts_jax.optim import cosine_lr
-from prdarts_jax.runtime import interrupts, parallel
+from prdarts_jax.runtime import compile_timer, interrupts, parallel, tensorboard, workdirs
 from prdarts_jax.runtime.checkpoints import Checkpointer
 from prdarts_jax.runtime.config_checks import check_devices
 from prdarts_jax.runtime.interrupts import NO_FAULTS, FaultHook
 from prdarts_jax.runtime.metrics import MetricsWriter, read_metrics
-from prdarts_jax.space.genotypes import Genotype, save_genotype
+from prdarts_jax.runtime.tensorboard import TensorBoardWriter
+from prdarts_jax.space.genotypes import Genotype, load_genotype, save_genotype
 from prdarts_jax.train.config import genotype_of, validate
 from prdarts_jax.train.evaluate import GENOTYPE_FILE, checkpointer, evaluate
 from prdarts_jax.train.programs import (
@@ -46,6 +50,9 @@ from prdarts_jax.train.programs import (
 )
 
 log = logging.getLogger("prdarts_jax")
+
+_COMPILED: set[int] = set()
+"""Programs this process has run (a first run compiles, and says so)."""
 
 EPOCH_STRIDE = 1_000_000
 """Checkpoint numbers: epoch * EPOCH_STRIDE + step (the end of epoch e is number (e+1)·stride)."""
@@ -121,7 +128,7 @@ def _run_epoch(ctx: _Context, run: TrainRun, *, lr: float, drop_prob: float) -> 
                                            jnp.float32(progress.acc_sum))
     key = jax.random.fold_in(run.key, 1 + epoch)
 
-    def step(i: int) -> tuple[bool, jax.Array]:
+    def step(i: int) -> tuple[bool, jax.Array, int]:
         idx = ctx.placement.shard_batch(run.it.next_batch(ctx.config.batch_size))
         run.state, m = ctx.programs.train_step(run.state, images, labels, idx,
                                                jax.random.fold_in(key, i), lr_a, drop_a)
@@ -130,11 +137,14 @@ def _run_epoch(ctx: _Context, run: TrainRun, *, lr: float, drop_prob: float) -> 
         progress.step = i + 1
         if log_every and (i + 1) % log_every == 0:
             _check_finite(progress.loss_sum, epoch, i)
-        return progress.step >= progress.steps, m["loss"]
+        return progress.step >= progress.steps, m["loss"], ctx.config.batch_size
 
-    _, done = run_epoch(step, start=progress.step, total=progress.steps, position=(epoch,),
-                        label=f"epoch {epoch}", stop=ctx.stop, faults=ctx.faults,
-                        log_every=log_every)
+    first = id(ctx.programs.train_step) not in _COMPILED
+    _COMPILED.add(id(ctx.programs.train_step))
+    with announced(f"the train step (batch {ctx.config.batch_size})", first):
+        _, done = run_epoch(step, start=progress.step, total=progress.steps,
+                            position=(epoch,), label=f"epoch {epoch}", stop=ctx.stop,
+                            faults=ctx.faults, log_every=log_every)
     if not done:
         return None
     steps = progress.steps
@@ -150,7 +160,7 @@ def _evaluated_epoch(epoch: int, config: ml_collections.ConfigDict) -> bool:
 def _train_epoch(ctx: _Context, run: TrainRun) -> None:
     """Epoch `run.epoch` (from where it stands), its test evaluation when due, its record and
     the checkpoint at its end; raises TrainingInterrupted after a signal (saved)."""
-    config, epoch, t0 = ctx.config, run.epoch, time.time()
+    config, epoch, t0, c0 = ctx.config, run.epoch, time.time(), compile_timer.total_seconds()
     lr = cosine_lr(epoch, config.epochs, config.lr, config.lr_min)
     drop_prob = config.drop_path * epoch / config.epochs
     if run.progress is None:
@@ -165,20 +175,34 @@ def _train_epoch(ctx: _Context, run: TrainRun) -> None:
     record = {"epoch": epoch, "lr": lr, "drop_path": drop_prob, **record,
               "num_devices": ctx.placement.size}
     if _evaluated_epoch(epoch, config):
-        record["test_loss"], record["test_acc"] = evaluate(
-            ctx.programs, run.state, *ctx.test, config.eval_batch_size, ctx.placement)
+        first = id(ctx.programs.eval_batch) not in _COMPILED
+        _COMPILED.add(id(ctx.programs.eval_batch))
+        with announced("the evaluation program", first):
+            record["test_loss"], record["test_acc"] = evaluate(
+                ctx.programs, run.state, *ctx.test, config.eval_batch_size, ctx.placement)
     record["seconds"] = time.time() - t0
+    record["compile_seconds"] = compile_timer.total_seconds() - c0
     ctx.metrics.write(record)
     run.epoch, run.progress = epoch + 1, None
     run.save(ctx.ckpt)
-    log.info("epoch %d: lr %.4f drop %.3f train loss %.4f acc %.4f%s | %.1f s", epoch,
-             lr, drop_prob, record["train_loss"], record["train_acc"],
+    log.info("epoch %d: lr %.4f drop %.3f train loss %.4f acc %.4f%s | %.1f s | ETA %s",
+             epoch, lr, drop_prob, record["train_loss"], record["train_acc"],
              f" | test loss {record['test_loss']:.4f} acc {record['test_acc']:.4f}"
-             if "test_acc" in record else "", record["seconds"])
+             if "test_acc" in record else "", record["seconds"], duration(_eta(ctx, epoch)))
     if ctx.stop.signal is not None and epoch + 1 < config.epochs:
         raise TrainingInterrupted(
             f"stopped by signal {ctx.stop.signal} after epoch {epoch}; the state is saved: "
             "run the same command to resume")
+
+
+def _eta(ctx: _Context, epoch: int) -> float | None:
+    """Seconds left after `epoch`: the remaining epochs at the median steady time (compile
+    taken out) of the last three in metrics.jsonl, evaluations included."""
+    if not ctx.metrics.enabled:
+        return None
+    records = [r for r in read_metrics(ctx.metrics.path) if "seconds" in r][-3:]
+    steady = [r["seconds"] - r.get("compile_seconds", 0.0) for r in records]
+    return statistics.median(steady) * (ctx.config.epochs - epoch - 1) if steady else None
 
 
 def _keep_metrics_before(path: str, epoch: int) -> None:
@@ -188,6 +212,29 @@ def _keep_metrics_before(path: str, epoch: int) -> None:
     records = [r for r in read_metrics(path) if r.get("epoch", -1) < epoch]
     with open(path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+STRUCTURE_KEYS = ("dataset", "channels", "layers", "aux_weight")
+"""Config keys a resume cannot change: the checkpoint holds another network's weights."""
+
+
+def _check_resume(config: ml_collections.ConfigDict, genotype: Genotype, workdir: str) -> None:
+    """A workdir that is a search or holds unrelated files, or whose checkpoints belong to
+    another network (genotype, dataset, size), stops here with one line; writes nothing."""
+    workdirs.expect(workdir, workdirs.TRAIN)
+    path = os.path.join(workdir, "config.json")
+    if not (os.path.exists(path) and os.path.isdir(os.path.join(workdir, "checkpoints"))):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    changed = [k for k in STRUCTURE_KEYS if k in old and old[k] != config[k]]
+    saved = os.path.join(workdir, GENOTYPE_FILE)
+    if os.path.exists(saved) and load_genotype(saved) != genotype:
+        changed.insert(0, "genotype")
+    if changed:
+        raise ConfigError(
+            f"{workdir} holds a retraining of another network ({', '.join(changed)} differ "
+            "from its config.json); use a new --workdir for this one")
 
 
 def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -258,13 +305,10 @@ def _start_or_resume(config: ml_collections.ConfigDict, net: Network, settings: 
 def _train(config: ml_collections.ConfigDict, workdir: str, *, placement: parallel.Placement,
            stop: interrupts.StopFlag, faults: FaultHook) -> dict:
     genotype = genotype_of(config)
+    _check_resume(config, genotype, workdir)
     net = build_network(config, genotype)
     settings = step_settings(config)
     main = parallel.is_main_process()
-    os.makedirs(workdir, exist_ok=True)
-    if main:
-        _write_config(config, workdir)
-        save_genotype(genotype, os.path.join(workdir, GENOTYPE_FILE))
     data_dir = config.data_dir or None
     train_np = load_split(config.dataset, "train", data_dir)
     test_np = load_split(config.dataset, "test", data_dir)
@@ -272,20 +316,28 @@ def _train(config: ml_collections.ConfigDict, workdir: str, *, placement: parall
     test = placement.replicate((test_np[0], test_np[1].astype(np.int32)))
     programs = programs_for(net, data_spec(config), settings)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
-    ckpt = checkpointer(workdir, config.keep_checkpoints, faults=faults)
+    ckpt, ctx = checkpointer(workdir, config.keep_checkpoints, faults=faults), None
     try:
         run = _start_or_resume(config, net, settings, placement, ckpt, len(train_np[1]))
+        if main:
+            os.makedirs(workdir, exist_ok=True)
+            _write_config(config, workdir)
+            save_genotype(genotype, os.path.join(workdir, GENOTYPE_FILE))
         start, n_params = run.epoch, count_params(run.state["params"])
         log.info("%s on %s: %d params (without the auxiliary head)", config.genotype,
                  config.dataset, n_params)
         if main:
             _keep_metrics_before(metrics_path, start)
         ctx = _Context(config, programs, train, test, placement, stop, faults, ckpt,
-                       MetricsWriter(metrics_path, enabled=main))
+                       MetricsWriter(metrics_path, enabled=main, mirror=TensorBoardWriter(
+                           os.path.join(workdir, tensorboard.LOGDIR),
+                           lambda r: r.get("epoch"))))
         while run.epoch < config.epochs:
             _train_epoch(ctx, run)
     finally:
         ckpt.close()
+        if ctx is not None:
+            ctx.metrics.close()
     if start >= config.epochs:
         log.info("workdir %s already holds %d trained epochs; nothing to train", workdir, start)
     results = summarize(metrics_path, config, n_params, genotype)

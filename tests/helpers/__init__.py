@@ -73,3 +73,25 @@ def fixed_mock_getitems(record_keys, generator, serialized=False):
     """tfds 4.9.10's mock `__getitems__`, fixed (see tests/data/test_sources.py)."""
     del serialized
     return [generator[key] for key in record_keys]
+
+
+def tensorboard_scalars(logdir) -> dict:
+    """{tag: {step: value}} of the TensorBoard event files in `logdir` (TFRecord framing read
+    here; tensorboardX's protos decode the events)."""
+    import glob
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict = {}
+    for path in sorted(glob.glob(os.path.join(str(logdir), "events.out.tfevents.*"))):
+        data = open(path, "rb").read()
+        pos = 0
+        while pos + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            for value in event.summary.value:
+                if value.WhichOneof("value") == "simple_value":
+                    out.setdefault(value.tag, {})[event.step] = value.simple_value
+    return out

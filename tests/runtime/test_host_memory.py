@@ -112,15 +112,16 @@ def test_the_log_line_says_who_set_the_remedy(monkeypatch):
     monkeypatch.setattr(host_memory, "glibc_version", lambda: (2, 36))
     monkeypatch.setattr(host_memory, "thp_mode", lambda: "madvise")
     ours = host_memory.restart_environ(_CPU, jemalloc=None)
-    assert f"{host_memory.ENV}=off: off" in host_memory.describe(ours)
+    assert (f"chosen by prdarts_jax; {host_memory.ENV}=off turns it off"
+            in host_memory.describe(ours))
     assert "huge pages" in host_memory.describe(ours)
     theirs = {"GLIBC_TUNABLES": host_memory.TUNABLE}
-    assert "set by you" in host_memory.describe(theirs)
+    assert "set in your environment" in host_memory.describe(theirs)
     assert host_memory.describe(_CPU) == ""
     monkeypatch.setattr(host_memory, "jemalloc_loaded", lambda: True)
     ours = host_memory.restart_environ(_CPU, jemalloc=_LIB)
-    assert host_memory.describe(ours).startswith("host memory: jemalloc keeps freed")
-    assert "set by you" in host_memory.describe(_CPU)
+    assert host_memory.describe(ours).startswith("host memory: jemalloc, which keeps freed")
+    assert "set in your environment" in host_memory.describe(_CPU)
 
 
 def test_jemalloc_loaded_reads_the_memory_map(tmp_path):

@@ -91,3 +91,12 @@ def test_derive_picks_two_strongest_edges_per_node():
     assert g.normal[2:4] == ((conv, 0), (skip, 2))
     assert g.reduce[:2] == ((pool, 0), (pool, 1))
     assert parse_cell(g.describe().splitlines()[0][len("normal: "):]) == g.normal
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_describe_writes_op_notation_and_parses_back(name):
+    g = PUBLISHED[name]
+    normal, reduce = g.describe().splitlines()
+    assert parse_cell(normal[len("normal: "):]) == g.normal
+    assert parse_cell(reduce[len("reduce: "):]) == g.reduce
+    assert normal.split()[1] == f"{g.normal[0][0].notation}@{g.normal[0][1]}"

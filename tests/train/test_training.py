@@ -84,7 +84,9 @@ def test_digits_retraining_learns(trained):
     evaluated = [r["epoch"] for r in records if "test_acc" in r]
     assert evaluated == [4, 9, 10, 11, 12, 13, 14]  # eval_every 5, and the last 5 epochs
     assert set(records[-1]) == {"epoch", "lr", "drop_path", "train_loss", "train_acc", "steps",
-                                "test_loss", "test_acc", "seconds", "num_devices"}
+                                "test_loss", "test_acc", "seconds", "compile_seconds",
+                                "num_devices"}
+    assert all(0 <= r["compile_seconds"] <= r["seconds"] for r in records)
 
 
 def test_results_report_the_mean_error_of_the_last_5_epochs(trained):
@@ -258,7 +260,7 @@ def _final_state(workdir, config):
 
 
 def _records(workdir):
-    return [{k: v for k, v in r.items() if k != "seconds"}
+    return [{k: v for k, v in r.items() if k not in ("seconds", "compile_seconds")}
             for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))]
 
 
@@ -317,3 +319,15 @@ def test_sigkill_during_a_save_then_resume_is_exact(tmp_path, data_dir, short_st
     assert "1000000" in left and "2000000" not in left
     assert any(name.startswith("2000000") and "tmp" in name for name in left), left
     _assert_resumes_to(tmp_path, short_straight, data_dir)
+
+
+def test_a_log_shows_heartbeats_and_the_eta(tmp_path, data_dir, caplog, monkeypatch):
+    monkeypatch.setenv("PRDARTS_HEARTBEAT_SECONDS", "0.000001")
+    with caplog.at_level(logging.INFO, logger="prdarts_jax"):
+        training.train_and_evaluate(digits_config(data_dir, epochs=2, max_steps_per_epoch=3,
+                                                  final_epochs=1), str(tmp_path))
+    assert "epoch 0: step 3/3, " in caplog.text and " img/s, loss " in caplog.text
+    etas = [line.rsplit("| ETA ", 1)[1] for line in caplog.text.splitlines()
+            if " | ETA " in line]
+    assert len(etas) == 2 and etas[-1] == "0:00"
+    assert "\x1b[" not in caplog.text and "\r" not in caplog.text

@@ -94,7 +94,8 @@ class BatchPrograms:
         except BaseException as err:  # noqa: BLE001 - re-raised where the executable is needed
             future.set_exception(err)
             return
-        log.info("compiled %s for batch %d in %.1f s%s", getattr(self.jitted, "__name__", "step"),
-                 args[self.batch_arg].shape[0], time.time() - t0,
-                 "" if threading.current_thread() is threading.main_thread()
-                 else " (in the background)")
+        background = threading.current_thread() is not threading.main_thread()
+        log.log(logging.INFO if background else logging.DEBUG, "compiled %s for batch %d in "
+                "%.1f s%s", getattr(self.jitted, "__name__", "step"),
+                args[self.batch_arg].shape[0], time.time() - t0,
+                " (in the background)" if background else "")
