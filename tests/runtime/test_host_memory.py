@@ -200,7 +200,7 @@ def test_a_cli_restarts_itself_once_with_its_arguments():
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("params: ")
     assert done.stderr.count("host memory: ") == 1, done.stderr
-    assert ("jemalloc keeps freed" in done.stderr) is _HAS_JEMALLOC, done.stderr
+    assert ("jemalloc, which keeps freed" in done.stderr) is _HAS_JEMALLOC, done.stderr
 
 
 def test_a_bad_setting_stops_a_cli_with_one_line():
