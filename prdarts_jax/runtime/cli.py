@@ -18,12 +18,22 @@ USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError, SearchInterrup
                TrainingInterrupted, CheckpointError)
 
 
-def run_main(fn: Callable[[], object]) -> None:
-    """Runs `fn`; a user-facing error (bad config, missing data, NaN loss) exits with one line."""
+QUIET_LOGGERS = ("absl", "jax._src.xla_bridge", "matplotlib")
+"""Libraries whose INFO lines are noise in a run's log (matplotlib: "generated new
+fontManager" on a first start; absl: TFDS's chatter)."""
+
+
+def setup_logging() -> None:
+    """INFO lines of prdarts_jax with their time, on stderr; the QUIET_LOGGERS at WARNING."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
                         force=True)
-    for noisy in ("absl", "jax._src.xla_bridge", "matplotlib"):   # matplotlib: its font cache
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_main(fn: Callable[[], object]) -> None:
+    """Runs `fn`; a user-facing error (bad config, missing data, NaN loss) exits with one line."""
+    setup_logging()
     host = host_memory.describe()
     if host:
         logging.info(host)

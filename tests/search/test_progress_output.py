@@ -18,9 +18,11 @@ CACHE = os.environ.get("PRDARTS_TEST_XLA_CACHE", os.path.join(compile_cache.DEFA
 
 
 @pytest.fixture(scope="module")
-def logged_run(tmp_path_factory, digits_dir):
-    """(workdir, stderr, TensorBoard scalars seen while the run was still going)."""
+def logged_run(tmp_path_factory):
+    """(workdir, stderr, TensorBoard scalars seen while the run was still going); digits is
+    prepared afresh, so the log would show TFDS's chatter if it were let through."""
     workdir = tmp_path_factory.mktemp("logged") / "run"
+    digits_dir = workdir.parent / "tfds"
     args = [sys.executable, "-m", "prdarts_jax.search", "--config", "configs/quick.py",
             "--workdir", str(workdir), f"--config.data_dir={digits_dir}",
             "--config.channels=4", "--config.layers=3", "--config.schedule.epochs=(2,2,1,1)",
@@ -42,6 +44,7 @@ def logged_run(tmp_path_factory, digits_dir):
 
 def test_the_log_announces_compiles_beats_and_ends_with_the_result(logged_run):
     workdir, err, _ = logged_run
+    assert "prepared dataset digits in " in err
     assert "compiling cycle 1 step programs (batch 32)…" in err
     assert "compiled cycle 1 step programs (batch 32) in " in err
     assert "compiling cycle 2 evaluation program…" in err
