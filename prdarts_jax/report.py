@@ -21,7 +21,7 @@ from prdarts_jax.runtime.flags import ArgumentParser
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m prdarts_jax.report",
-                                     description=__doc__.split("\n\n")[1])
+                            description=__doc__.split("\n\n")[1])
     parser.add_argument("--workdir", required=True, help="a search workdir (holds metrics.jsonl)")
     parser.add_argument("--genotype", action="append", default=[],
                         help="also draw this genotype: a built-in name (DL2, DARTS_V2, ...) or "

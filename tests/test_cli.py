@@ -78,6 +78,14 @@ def _cases(w):
                                     "config.data_dir /proc/prdarts/data: cannot write into"),
         "unknown dataset": (train + new + ["--config.dataset=mnist"],
                             "config.dataset='mnist' is unknown"),
+        "search config to train": (["-m", "prdarts_jax.train", "--config", "configs/quick.py"]
+                                   + new, "'configs/quick.py' is not a train config"),
+        "train config to search": (["-m", "prdarts_jax.search", "--config",
+                                    "configs/train_digits.py"] + new,
+                                   "'configs/train_digits.py' is not a search config"),
+        "empty workdir": (search + ["--workdir", ""], "--workdir is empty"),
+        "schedule lengths": (search + new + ["--config.schedule.epochs=(2,2)"],
+                             "need one entry per cycle, got lengths"),
         "unknown genotype": (train + new + ["--config.genotype=XX"],
                              "unknown genotype 'XX': neither a built-in name"),
         "genotype is a workdir": (train + new + [f"--config.genotype={w['search']}"],
@@ -109,8 +117,8 @@ SCRIPTS = {"prdarts-search": "schedule.epochs", "prdarts-train": "aux_weight",
 """The console scripts the package installs (pyproject.toml), beside this Python."""
 
 
-def _run(args):
-    env = {**os.environ, "PRDARTS_HOST_MEMORY": "off", "JAX_PLATFORMS": "cpu"}
+def _run(args, env=None):
+    env = {**os.environ, "PRDARTS_HOST_MEMORY": "off", "JAX_PLATFORMS": "cpu", **(env or {})}
     command = args if args[0] in SCRIPTS else [sys.executable, *args]
     if command[0] in SCRIPTS:
         command = [os.path.join(os.path.dirname(sys.executable), command[0]), *command[1:]]
@@ -142,11 +150,20 @@ def test_each_mistake_is_one_error_line(outcomes, case):
     assert not os.path.exists(w["new"]), "a failed start wrote its workdir"
 
 
+def _contents(folder):
+    return {name: open(os.path.join(folder, name), "rb").read()
+            for name in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, name))}
+
+
 def test_a_failed_start_leaves_existing_workdirs_as_they_were(outcomes):
     w, _, _ = outcomes
-    assert sorted(os.listdir(w["train"])) == ["config.json"]
-    assert sorted(os.listdir(w["other"])) == ["notes.txt"]
-    assert sorted(os.listdir(w["search"])) == sorted(os.listdir(FIXTURE))
+    assert _contents(w["train"]) == {"config.json": b'{"genotype": "DL2", "epochs": 1}'}
+    assert _contents(w["other"]) == {"notes.txt": b"mine"}
+    search = _contents(w["search"])
+    from configs import quick
+    assert search.pop("config.json") == quick.get_config().to_json_best_effort(indent=1).encode()
+    assert search == {k: v for k, v in _contents(FIXTURE).items() if k != "config.json"}
 
 
 @pytest.mark.parametrize("name", list(HELP))
@@ -161,6 +178,15 @@ def test_console_scripts_are_installed_and_answer(outcomes, script):
     proc = outcomes[2][f"help {script}"]
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert SCRIPTS[script] in proc.stdout
+
+
+def test_a_bad_environment_setting_is_one_line_before_any_work(outcomes):
+    w, _, _ = outcomes
+    proc = _run(["-m", "prdarts_jax.train", "--config", "configs/train_digits.py",
+                 "--workdir", w["new"]], env={"PRDARTS_HEARTBEAT_SECONDS": "soon"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "error: PRDARTS_HEARTBEAT_SECONDS='soon' is not a number" in proc.stderr
+    assert not os.path.exists(w["new"])
 
 
 def test_a_finished_search_with_its_own_config_has_nothing_to_do(outcomes):

@@ -16,7 +16,8 @@ import re
 from typing import Any, Sequence
 
 from prdarts_jax.analysis.search_run import SearchRun, load_run
-from prdarts_jax.runtime import tensorboard
+from prdarts_jax.errors import ConfigError
+from prdarts_jax.runtime import tensorboard, workdirs
 from prdarts_jax.space.genotypes import Genotype, load_genotype
 from prdarts_jax.space.spaces import CELL_TYPES
 
@@ -55,10 +56,10 @@ def _write_tensorboard(run: SearchRun, genotypes: Sequence[tuple[str, str, Genot
         text = "\n".join(f"    {line}" for line in g.describe().splitlines())
         writer.add_text(f"genotype/{name}", f"{title}\n\n{text}", 0)
     writer.close()
-    scalars = (f"scalars live in {os.path.join(run.workdir, tensorboard.LOGDIR)}" if live
-               else "scalars and genotypes")
-    return f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run.workdir))}" \
-           f" ({scalars}; genotypes as text in {logdir})"
+    if live:
+        return (f"TensorBoard: tensorboard --logdir {os.path.join(run.workdir, tensorboard.LOGDIR)}"
+                f" (the search's scalars); genotypes as text: tensorboard --logdir {logdir}")
+    return f"TensorBoard: tensorboard --logdir {logdir} (scalars and genotypes)"
 
 
 def _genotypes(run: SearchRun, extra: Sequence[str]) -> list[tuple[str, str, Genotype]]:
@@ -107,9 +108,12 @@ def write_report(workdir: str, out: str | None = None,
     from prdarts_jax.analysis.summary import summary
 
     run = load_run(workdir)
-    out_dir = out or os.path.join(workdir, "report")
-    os.makedirs(out_dir, exist_ok=True)
     genotypes = _genotypes(run, extra_genotypes)
+    out_dir = out or os.path.join(workdir, "report")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"--out {out_dir} is a file; name a folder for the report")
+    workdirs.check_writable(out_dir, "--out")
+    os.makedirs(out_dir, exist_ok=True)
     figures = _figures(run, genotypes, out_dir)
     renderer = renderer_note(figures["cells"])
     notes = [_write_tensorboard(run, genotypes, out_dir)]

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
+from prdarts_jax.runtime import workdirs
 from prdarts_jax.runtime.metrics import read_metrics
 from prdarts_jax.search.pools import CellPools, PoolReport
 from prdarts_jax.search.statistics import SETTING_KEYS, history_statistics, pool_history
@@ -79,6 +80,10 @@ def _schedule(config: Mapping, epochs: Sequence[Mapping],
 def load_run(workdir: str) -> SearchRun:
     """Reads a search workdir; ValueError (one line) if it holds no metrics.jsonl."""
     path = os.path.join(workdir, "metrics.jsonl")
+    found = workdirs.kind(workdir)
+    if found == workdirs.TRAIN:
+        raise ValueError(f"{workdir!r} holds a retraining, not a search; the report is of a "
+                         "search workdir (its results are in results.json)")
     if not os.path.isfile(path):
         raise ValueError(f"{path} not found: {workdir!r} is not a search workdir; run "
                          f"`python -m prdarts_jax.search --config configs/quick.py --workdir "

@@ -131,10 +131,12 @@ def prepare(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
         builder = make_builder(name, data_dir)
         if builder.is_prepared():
             return builder
+        log.info("preparing dataset %s in %s (once per data_dir%s)…", name, builder.data_dir,
+                 "; downloads its archive unless one is in downloads/manual/"
+                 if name.startswith("cifar") else "")
         t0 = time.time()
         builder.download_and_prepare(file_format=FILE_FORMAT)
-    log.info("prepared dataset %s in %s (%.1f s, once per data_dir)", name, builder.data_dir,
-             time.time() - t0)
+    log.info("prepared dataset %s in %.1f s", name, time.time() - t0)
     return builder
 
 

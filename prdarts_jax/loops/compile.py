@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from typing import Any, Callable, Iterator
 
 import jax
@@ -20,6 +21,18 @@ def compile_unoptimized(fn: Callable[..., Any], *example_args: Any) -> Callable[
     program runs once."""
     return jax.jit(fn).trace(*example_args).lower().compile(
         compiler_options={"xla_backend_optimization_level": 0})
+
+
+_USED: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def first_use(program: Any) -> bool:
+    """True the first time this process asks about `program` (a jitted function): its first
+    call compiles (or loads it from the persistent cache)."""
+    if program in _USED:
+        return False
+    _USED.add(program)
+    return True
 
 
 @contextlib.contextmanager

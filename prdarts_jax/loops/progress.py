@@ -25,6 +25,11 @@ def heartbeat_seconds() -> float:
         raise ValueError(f"{HEARTBEAT_ENV}={value!r} is not a number of seconds") from None
 
 
+def on_terminal() -> bool:
+    """Whether the log goes to a terminal (a bar then replaces the heartbeat lines)."""
+    return sys.stderr.isatty()
+
+
 def duration(seconds: float | None) -> str:
     """`1:02:03`, `2:03` or `0:05`; `?` when unknown."""
     if seconds is None or seconds != seconds or seconds < 0:
@@ -43,7 +48,7 @@ class Progress:
     def __init__(self, total: int, desc: str, *, start: int = 0, tty: bool | None = None,
                  heartbeat: float | None = None):
         self.total, self.desc, self.bar = total, desc, None
-        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.tty = on_terminal() if tty is None else tty
         self.heartbeat = heartbeat_seconds() if heartbeat is None else heartbeat
         self.steps = self.images = 0
         self._t_first: float | None = None

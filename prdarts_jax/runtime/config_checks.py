@@ -50,6 +50,9 @@ def check_types(config: ml_collections.ConfigDict, base: ml_collections.ConfigDi
     """Every field the base config sets keeps its type (a tuple of ints stays one): a value
     that parsed as another type (`--config.schedule.epochs=abc`) stops here with one line."""
     values = flatten(config)
+    missing = sorted(set(flatten(base)) - set(values))
+    need(not missing, f"the config lacks the fields {', '.join(missing[:3])}"
+         f"{', …' if len(missing) > 3 else ''}: is it a config of the other program?")
     for key, default in flatten(base).items():
         kind = _kind(default)
         if kind is None or key not in values or values[key] is None:

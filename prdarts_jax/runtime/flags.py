@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, NoReturn, Sequence
 import ml_collections
 from absl import flags
 
-HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--nohelp")
+HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
 EXIT_USAGE = 2
 
 
@@ -75,6 +75,7 @@ def flags_parser(argv: list[str], program: Program) -> list[str]:
         path = _config_path(args, program.config_flag)
         if path is not None:
             config = load_config_file(path)
+            check_kind(config, path, program)
             for key in _override_keys(args, program.config_flag):
                 check_field(config, key)
     try:
@@ -148,6 +149,23 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
     return config
 
 
+def check_kind(config: ml_collections.ConfigDict, path: str, program: Program) -> None:
+    """One error line when the file is a config of another program (a search config given to
+    `train`, say): it lacks fields the program's base config has."""
+    base, _ = program.base_and_docs()
+    missing = sorted(set(flatten(base)) - set(flatten(config)))
+    if missing:
+        what = program.config_module.split(".")[-2]
+        shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
+        fail(f"config file {path!r} is not a {what} config (it has no {shown}); "
+             f"`{what}` takes {_CONFIG_EXAMPLES.get(what, 'its own configs')}")
+
+
+_CONFIG_EXAMPLES = {"search": "configs/quick.py, configs/dl.py, configs/dr.py or configs/ur.py",
+                    "train": "configs/train_digits.py, configs/train_cifar10.py or "
+                             "configs/train_cifar100.py"}
+
+
 def check_field(config: ml_collections.ConfigDict, key: str) -> None:
     """One error line naming `key` and the closest valid fields, unless the config has it."""
     fields = flatten(config)
@@ -174,16 +192,18 @@ def help_text(program: Program, config_path: str | None) -> str:
     if program.config_module is None:
         return "\n".join(lines)
     base, docs = program.base_and_docs()
-    config = (load_config_file(config_path) if config_path and os.path.isfile(config_path)
-              else base)
-    source = config_path if config_path and os.path.isfile(config_path) else "the base config"
+    config = load_config_file(config_path) if config_path else base
+    source = config_path or "the base config"
     lines += ["", f"config fields (--config.<field>=value; defaults from {source}):"]
     values = flatten(config)
     width = max(len(k) for k in values) + 2
     for key, value in values.items():
         doc = docs.get(key, "")
         lines.append(f"  {key:<{width}} {_show(value):<14} {doc}".rstrip())
-    lines += ["", "Tuples as strings: --config.schedule.epochs='(2,2)'."]
+    tuples = [(k, v) for k, v in values.items() if isinstance(v, tuple)]
+    if tuples:
+        key, value = tuples[0]
+        lines += ["", f"Tuples as strings: --config.{key}='{_show(value)}'."]
     return "\n".join(lines)
 
 

@@ -58,7 +58,8 @@ def kind(workdir: str) -> str:
 def check_writable(workdir: str, flag: str = "--workdir") -> None:
     """ConfigError unless this process can create `workdir` or write into it (probed with an
     empty folder made and removed at once, since permission bits do not tell for root or
-    special file systems); `flag` names the setting in the message."""
+    special file systems); `flag` names the setting in the message. Only the main process
+    probes: it is the one that writes."""
     path = os.path.abspath(os.path.expanduser(workdir))
     while not os.path.exists(path):
         parent = os.path.dirname(path)
@@ -68,6 +69,10 @@ def check_writable(workdir: str, flag: str = "--workdir") -> None:
     if not os.path.isdir(path):
         raise ConfigError(f"{flag} {workdir}: {path} is a file, so the folder cannot be "
                           f"created there; choose another {flag}")
+    from prdarts_jax.runtime import parallel  # imports JAX: only here
+
+    if not parallel.is_main_process():
+        return
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".prdarts-probe-", dir=path))
     except OSError as err:
@@ -97,6 +102,9 @@ def search_next_step(workdir: str) -> str:
 def expect(workdir: str, wanted: str) -> str:
     """The workdir's kind if a `wanted` run (SEARCH or TRAIN) may start or resume there;
     otherwise a ConfigError saying what it holds and what to do instead."""
+    if not workdir.strip():
+        raise ConfigError("--workdir is empty; name a new or existing run directory, e.g. "
+                          "--workdir runs/quick")
     found = kind(workdir)
     if found == OTHER:
         raise ConfigError(f"--workdir {workdir} is a directory that holds other files but no "

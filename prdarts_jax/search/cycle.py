@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from prdarts_jax.errors import NonFiniteLossError, SearchInterrupted
-from prdarts_jax.loops.compile import announced
+from prdarts_jax.loops.compile import announced, first_use
 from prdarts_jax.loops.epoch import run_epoch
 from prdarts_jax.loops.evaluate import evaluate
 from prdarts_jax.loops.progress import duration
@@ -39,8 +39,6 @@ log = logging.getLogger("prdarts_jax")
 
 _METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
 """Per-step values averaged into the epoch record."""
-_EVALUATED: set[int] = set()
-"""Evaluation programs this process has run (a first run compiles, and says so)."""
 
 
 def train_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> None:
@@ -119,9 +117,7 @@ def _epoch_record(ctx: SearchContext, run: SearchRun, programs: bilevel.StepProg
     `c0` (compile seconds), so they include the validation."""
     cycle, epoch, step = run.position
     state, hist = run.state, run.hist
-    first = id(programs.eval_batch) not in _EVALUATED
-    _EVALUATED.add(id(programs.eval_batch))
-    with announced(f"cycle {cycle} evaluation program", first):
+    with announced(f"cycle {cycle} evaluation program", first_use(programs.eval_batch)):
         val_loss, val_acc = evaluate(
             lambda idx, mask: programs.eval_batch(state["params"], state["alphas"],
                                                   state["batch_stats"], ctx.images, ctx.labels,
@@ -150,15 +146,18 @@ class _SearchSteps:
         self.ctx, self.run, self.programs = ctx, run, programs
         self.lr, self.search, self.key = lr, search, key
         self.pending: list[dict] = []
-        self.started = False
 
     def __call__(self, i: int) -> tuple[bool, jax.Array, int]:
-        if self.started:
-            return self._call(i)
-        self.started = True
+        """Step `i`; a step that compiles (the cycle's first, the first α step of unfused
+        programs, a new batch size) is announced and timed."""
         b, cycle = self.run.sizer.b, self.run.position[0]
-        compiled = b in self.programs.weight_grads.sizes()
-        with announced(f"cycle {cycle} step programs (batch {b})", not compiled):
+        if b not in self.programs.weight_grads.sizes():
+            what = "step programs"
+        elif self.search and b not in self.programs.alpha_grads.sizes():
+            what = "α-gradient program"
+        else:
+            return self._call(i)
+        with announced(f"cycle {cycle} {what} (batch {b})"):
             return self._call(i)
 
     def _call(self, i: int) -> tuple[bool, jax.Array, int]:

@@ -13,15 +13,18 @@ from __future__ import annotations
 import statistics
 from typing import Mapping, Sequence
 
+from prdarts_jax.search.pools import n_survivors
 from prdarts_jax.space.opspec import INITIAL_POOL
 
 
 def ops_per_edge(schedule: Mapping, cycle: int) -> int:
-    """Ops per edge the schedule plans for `cycle` (1-based): the initial pool, then the ops
-    kept plus the children added at the end of the cycle before."""
-    if cycle == 1:
-        return len(INITIAL_POOL)
-    return schedule["keep"][cycle - 2] + schedule["morphs"][cycle - 2]
+    """Ops per edge the schedule plans for `cycle` (1-based): the initial pool, then at each
+    cycle's end `keep - morphs` survivors (`search.pools.n_survivors`) plus `morphs` children."""
+    ops = len(INITIAL_POOL)
+    for c in range(cycle - 1):
+        keep, morphs = schedule["keep"][c], schedule["morphs"][c]
+        ops = n_survivors(ops, keep, morphs) + morphs
+    return ops
 
 
 def epoch_units(schedule: Mapping, cycle: int, epoch: int) -> float:

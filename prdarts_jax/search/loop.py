@@ -8,6 +8,7 @@ between them, until the genotype.
 from __future__ import annotations
 
 import logging
+import os
 
 import ml_collections
 
@@ -19,13 +20,13 @@ from prdarts_jax.runtime.interrupts import NO_FAULTS, FaultHook
 from prdarts_jax.runtime.metrics import read_metrics
 from prdarts_jax.search import workdir as workdir_files
 from prdarts_jax.search.config import check_devices, hyper, search_space, validate
-from prdarts_jax.search.context import SearchContext, search_context
+from prdarts_jax.search.context import METRICS_FILE, SearchContext, search_context
 from prdarts_jax.search.cycle import end_cycle, train_cycle
 from prdarts_jax.search.pools import CellPools
 from prdarts_jax.search.run import SearchRun, fresh_run, restored_run, start_metrics
 from prdarts_jax.search.structure import abstract_state, build_supernet
 from prdarts_jax.search.summary import finished_record, summary_text
-from prdarts_jax.space.genotypes import Genotype
+from prdarts_jax.space.genotypes import Genotype, load_genotype
 
 log = logging.getLogger("prdarts_jax")
 
@@ -52,6 +53,7 @@ def _search(config: ml_collections.ConfigDict, workdir: str, *, stop: interrupts
         workdir_files.check_finished(config, workdir)
         log.info("workdir %s already holds a finished search (genotype.json); nothing to do",
                  workdir)
+        _repeat_closing(workdir)
         return None
     workdir_files.check_workdir(config, workdir)
     ckpt, ctx = Checkpointer(workdir, faults=faults), None
@@ -86,23 +88,31 @@ def _cycles(ctx: SearchContext, run: SearchRun) -> Genotype | None:
         train_cycle(ctx, run, net)
         genotype = end_cycle(ctx, run, net)
         if genotype is not None:
-            _finished(ctx, run, genotype)
-            _closing(ctx, run, genotype)
-            return genotype
+            return _finished(ctx, run, genotype)
     return None
 
 
-def _closing(ctx: SearchContext, run: SearchRun, genotype: Genotype) -> None:
-    """The `finished` metrics record and the closing lines (the main process)."""
-    if not ctx.metrics.enabled:
-        return
-    seconds, compile_seconds = run.seconds(ctx)
-    epochs = [r for r in read_metrics(ctx.metrics_path) if r.get("type") == "epoch"]
-    record = finished_record(epochs, seconds=seconds, compile_seconds=compile_seconds)
-    ctx.metrics.write(record)
-    log.info("%s", summary_text(record, genotype, ctx.workdir))
-
-
 def _finished(ctx: SearchContext, run: SearchRun, genotype: Genotype) -> Genotype:
+    """The `finished` metrics record, then the files of a finished search (genotype.json, the
+    marker of a finished workdir, last) and the closing lines. A resume from the final
+    checkpoint, whatever was cut short after it, comes here again."""
+    record = None
+    if ctx.metrics.enabled:
+        seconds, compile_seconds = run.seconds(ctx)
+        epochs = [r for r in read_metrics(ctx.metrics_path) if r.get("type") == "epoch"]
+        record = finished_record(epochs, seconds=seconds, compile_seconds=compile_seconds)
+        ctx.metrics.write(record)
     workdir_files.write_finished(ctx.workdir, genotype, run.pools)
+    if record is not None:
+        log.info("%s", summary_text(record, genotype, ctx.workdir))
     return genotype
+
+
+def _repeat_closing(workdir: str) -> None:
+    """A finished workdir run again: its result and the next commands once more."""
+    path = os.path.join(workdir, METRICS_FILE)
+    records = [r for r in read_metrics(path) if r.get("type") == "finished"] \
+        if os.path.exists(path) else []
+    if records:
+        genotype = load_genotype(os.path.join(workdir, workdir_files.GENOTYPE_FILE))
+        log.info("%s", summary_text(records[-1], genotype, workdir))

@@ -303,7 +303,9 @@ def validate_schedule(epochs: Iterable[int], grace: Iterable[int], morphs: Itera
     lengths = {k: len(v) for k, v in lists.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"{prefix}: epochs, grace, morphs and keep need one entry per cycle, "
-                         f"got lengths {lengths}")
+                         f"got lengths {lengths}; set all four, e.g. "
+                         f"--{prefix}.epochs='(3,2)' --{prefix}.grace='(1,0)' "
+                         f"--{prefix}.morphs='(2,0)' --{prefix}.keep='(2,1)'")
     if not lists["epochs"]:
         raise ValueError(f"{prefix}.epochs: the schedule needs at least one cycle")
 

@@ -3,6 +3,8 @@ lines on the console (the result, the time and its compile share, the commands t
 
 from __future__ import annotations
 
+import os
+import shlex
 from typing import Any, Mapping, Sequence
 
 from prdarts_jax.loops.progress import duration
@@ -27,6 +29,6 @@ def summary_text(record: Mapping[str, Any], genotype: Genotype, workdir: str) ->
     return (f"search finished: {record['cycles']} cycles, {record['epochs']} epochs in "
             f"{duration(record['seconds'])} ({duration(record['compile_seconds'])} of it "
             f"compiling, {share:.0%}); final α-half validation accuracy {acc}\n"
-            f"genotype ({workdir}/genotype.json):\n{cells}\n"
-            f"next:\n  python -m prdarts_jax.report --workdir {workdir}\n"
+            f"genotype ({os.path.join(workdir, 'genotype.json')}):\n{cells}\n"
+            f"next:\n  python -m prdarts_jax.report --workdir {shlex.quote(workdir)}\n"
             f"  {workdirs.retrain_command(workdir)}")

@@ -17,6 +17,7 @@ import ml_collections
 
 from prdarts_jax.errors import ConfigError
 from prdarts_jax.runtime import parallel, workdirs
+from prdarts_jax.runtime.flags import flatten
 from prdarts_jax.search.pools import CellPools
 from prdarts_jax.space.genotypes import Genotype, save_genotype
 
@@ -52,10 +53,9 @@ def check_finished(config: ml_collections.ConfigDict, workdir: str) -> None:
     if not os.path.exists(config_path):
         return
     with open(config_path) as f:
-        saved = _flat(json.load(f))
-    current = _flat(json.loads(config.to_json_best_effort()))
-    differing = sorted(k for k in set(saved) | set(current)
-                       if saved.get(k) != current.get(k) and k not in SAFE_CHANGES)
+        saved = flatten(json.load(f))
+    current = flatten(json.loads(config.to_json_best_effort()))
+    differing = [k for k in _differing(saved, current) if k not in SAFE_CHANGES]
     if differing:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in differing[:4])
         more = f" and {len(differing) - 4} more" if len(differing) > 4 else ""
@@ -91,20 +91,14 @@ def _prepare_workdir(workdir: str) -> None:
     os.makedirs(workdir, exist_ok=True)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+def _differing(a: dict, b: dict) -> list[str]:
+    """The dotted keys whose values differ between two flattened configs."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def _check_config(saved: dict, current: dict, allow: bool) -> None:
     """Refuses a resume whose config differs, except SAFE_CHANGES with the explicit flag."""
-    a, b = _flat(saved), _flat(current)
-    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    differing = _differing(flatten(saved), flatten(current))
     unsafe = [k for k in differing if not (allow and k in SAFE_CHANGES)]
     if unsafe:
         hint = ("" if allow or any(k not in SAFE_CHANGES for k in differing) else

@@ -44,6 +44,8 @@ def _count() -> None:
 def _train() -> None:
     if not _WORKDIR.value:
         fail("--workdir is required (unless --count_params); --help shows an example")
+    from prdarts_jax.loops.progress import heartbeat_seconds
+    heartbeat_seconds()   # a bad $PRDARTS_HEARTBEAT_SECONDS stops here, before any work
     from prdarts_jax.runtime import xla_options
     xla_options.for_retraining()
     from prdarts_jax.runtime.distributed import maybe_initialize

@@ -51,6 +51,9 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
     """The config.json of a retraining workdir; a search's workdir, or one without a
     retraining, is a ConfigError saying what to run instead."""
     found = workdirs.kind(workdir)
+    if found == workdirs.MISSING:
+        raise ConfigError(f"--workdir {workdir} does not exist; pass the --workdir of a "
+                          "`python -m prdarts_jax.train` run")
     if found == workdirs.SEARCH:
         raise ConfigError(f"--workdir {workdir} holds a search, not a retraining; "
                           + workdirs.search_next_step(workdir))

@@ -23,7 +23,7 @@ import numpy as np
 
 from prdarts_jax.data import EpochIterator, dataset_info, load_split
 from prdarts_jax.errors import ConfigError, NonFiniteLossError, TrainingInterrupted
-from prdarts_jax.loops.compile import announced
+from prdarts_jax.loops.compile import announced, first_use
 from prdarts_jax.loops.epoch import run_epoch
 from prdarts_jax.loops.progress import duration
 from prdarts_jax.models.network import Network, count_params, param_count
@@ -50,9 +50,6 @@ from prdarts_jax.train.programs import (
 )
 
 log = logging.getLogger("prdarts_jax")
-
-_COMPILED: set[int] = set()
-"""Programs this process has run (a first run compiles, and says so)."""
 
 EPOCH_STRIDE = 1_000_000
 """Checkpoint numbers: epoch * EPOCH_STRIDE + step (the end of epoch e is number (e+1)·stride)."""
@@ -139,12 +136,15 @@ def _run_epoch(ctx: _Context, run: TrainRun, *, lr: float, drop_prob: float) -> 
             _check_finite(progress.loss_sum, epoch, i)
         return progress.step >= progress.steps, m["loss"], ctx.config.batch_size
 
-    first = id(ctx.programs.train_step) not in _COMPILED
-    _COMPILED.add(id(ctx.programs.train_step))
-    with announced(f"the train step (batch {ctx.config.batch_size})", first):
-        _, done = run_epoch(step, start=progress.step, total=progress.steps,
-                            position=(epoch,), label=f"epoch {epoch}", stop=ctx.stop,
-                            faults=ctx.faults, log_every=log_every)
+    def announced_step(i: int) -> tuple[bool, jax.Array, int]:
+        if not first_use(ctx.programs.train_step):
+            return step(i)
+        with announced(f"the train step (batch {ctx.config.batch_size})"):
+            return step(i)
+
+    _, done = run_epoch(announced_step, start=progress.step, total=progress.steps,
+                        position=(epoch,), label=f"epoch {epoch}", stop=ctx.stop,
+                        faults=ctx.faults, log_every=log_every)
     if not done:
         return None
     steps = progress.steps
@@ -175,9 +175,7 @@ def _train_epoch(ctx: _Context, run: TrainRun) -> None:
     record = {"epoch": epoch, "lr": lr, "drop_path": drop_prob, **record,
               "num_devices": ctx.placement.size}
     if _evaluated_epoch(epoch, config):
-        first = id(ctx.programs.eval_batch) not in _COMPILED
-        _COMPILED.add(id(ctx.programs.eval_batch))
-        with announced("the evaluation program", first):
+        with announced("the evaluation program", first_use(ctx.programs.eval_batch)):
             record["test_loss"], record["test_acc"] = evaluate(
                 ctx.programs, run.state, *ctx.test, config.eval_batch_size, ctx.placement)
     record["seconds"] = time.time() - t0

@@ -89,6 +89,8 @@ def tensorboard_scalars(logdir) -> dict:
         pos = 0
         while pos + 12 <= len(data):
             (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            if pos + 12 + length + 4 > len(data):
+                break   # a record still being written
             event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
             pos += 12 + length + 4
             for value in event.summary.value:

@@ -35,7 +35,9 @@ def logged_run(tmp_path_factory):
         while proc.poll() is None and time.time() < deadline:
             metrics = workdir / "metrics.jsonl"
             if live is None and metrics.exists() and '"type": "epoch"' in metrics.read_text():
-                live = (tensorboard_scalars(workdir / "tensorboard"), proc.poll() is None)
+                seen = tensorboard_scalars(workdir / "tensorboard")   # written just after
+                if "epoch/val_acc" in seen:
+                    live = (seen, proc.poll() is None)
             time.sleep(0.2)
         proc.wait(timeout=60)
     assert proc.returncode == 0, (workdir.parent / "stderr").read_text()[-3000:]
@@ -44,7 +46,7 @@ def logged_run(tmp_path_factory):
 
 def test_the_log_announces_compiles_beats_and_ends_with_the_result(logged_run):
     workdir, err, _ = logged_run
-    assert "prepared dataset digits in " in err
+    assert "preparing dataset digits in " in err and "prepared dataset digits in " in err
     assert "compiling cycle 1 step programs (batch 32)…" in err
     assert "compiled cycle 1 step programs (batch 32) in " in err
     assert "compiling cycle 2 evaluation program…" in err

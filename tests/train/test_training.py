@@ -322,6 +322,8 @@ def test_sigkill_during_a_save_then_resume_is_exact(tmp_path, data_dir, short_st
 
 
 def test_a_log_shows_heartbeats_and_the_eta(tmp_path, data_dir, caplog, monkeypatch):
+    from prdarts_jax.loops import progress
+    monkeypatch.setattr(progress, "on_terminal", lambda: False)   # as in a log, even under -s
     monkeypatch.setenv("PRDARTS_HEARTBEAT_SECONDS", "0.000001")
     with caplog.at_level(logging.INFO, logger="prdarts_jax"):
         training.train_and_evaluate(digits_config(data_dir, epochs=2, max_steps_per_epoch=3,
