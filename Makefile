@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/quick
 
-.PHONY: run test bench bench-torch clean
+.PHONY: run test test-all bench bench-torch clean
 
 $(VENV)/.installed-run: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,13 @@ $(VENV)/.installed: $(VENV)/.installed-run
 run: $(VENV)/.installed-run
 	$(PY) -m prdarts_jax.search --config configs/quick.py --workdir $(WORKDIR)
 
-## the whole test suite
+## the test suite (what CI runs)
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+## the test suite with the tests marked slow (multi-process jobs: about 4 min more on 2 cores)
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q tests --slow
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/ops.py

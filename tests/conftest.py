@@ -11,6 +11,20 @@ compile_cache.enable(os.environ.get("PRDARTS_TEST_XLA_CACHE",
                                     os.path.join(compile_cache.DEFAULT_DIR, "tests")))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true",
+                     help="also run the tests marked slow (make test-all; PRDARTS_SLOW_TESTS=1)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow") or os.environ.get("PRDARTS_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow (make test-all)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("tfds")

@@ -39,6 +39,31 @@ def run_main(fn: Callable[[], object]) -> None:
         logging.info(host)
     try:
         fn()
+        from prdarts_jax.runtime.distributed import stop_watchdogs
+        stop_watchdogs()
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:
+        lost = lost_peer(err)
+        if lost is None:
+            raise
+        from prdarts_jax.runtime.distributed import stop_for_lost_peer
+        stop_for_lost_peer(lost)
+
+
+_LOST_PEER_MARKS = ("Connection closed by peer", "Connection reset by peer", "heartbeat timeout",
+                    "Gloo", "Socket closed", "Broken pipe")
+
+
+def lost_peer(err: BaseException) -> str | None:
+    """The reason to report when `err` is a collective that failed because another process of
+    a multi-process job went away; None for any other error."""
+    import jax
+    if jax.process_count() == 1 or not isinstance(err, jax.errors.JaxRuntimeError):
+        return None
+    text = str(err)
+    if not any(mark in text for mark in _LOST_PEER_MARKS):
+        return None
+    return (f"process {jax.process_index()} of {jax.process_count()}: a collective failed "
+            f"because another process went away ({text.splitlines()[0][:160]})")

@@ -16,7 +16,7 @@ import dataclasses
 import os
 import signal
 import threading
-from typing import Mapping
+from typing import Any, Mapping
 
 
 class StopFlag:
@@ -48,29 +48,57 @@ def _kill(name: str = "KILL") -> None:
 @dataclasses.dataclass(frozen=True)
 class FaultHook:
     """Where a run is made to die: `at` a loop position (with `signal_name`, KILL by default),
-    and/or in the save of checkpoint number `in_save`. The default hook does nothing."""
+    in the save of checkpoint number `in_save` (files written, not committed), or as the save of
+    number `at_save` starts (a multi-process job: the other processes write their part alone).
+    `check_replicas` makes every step assert that the state is the same on every device and
+    process (`after_step`). The default hook does nothing."""
 
     at_position: tuple[int, ...] | None = None
     signal_name: str = "KILL"
     in_save: int | None = None
+    at_save: int | None = None
+    check_replicas: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "FaultHook":
         env = os.environ if environ is None else environ
         at = env.get("PRDARTS_FAULT_AT")
-        in_save = env.get("PRDARTS_FAULT_IN_SAVE")
+        in_save, at_save = env.get("PRDARTS_FAULT_IN_SAVE"), env.get("PRDARTS_FAULT_AT_SAVE")
         return cls(at_position=tuple(int(v) for v in at.split(",")) if at else None,
                    signal_name=env.get("PRDARTS_FAULT_SIGNAL", "KILL"),
-                   in_save=int(in_save) if in_save else None)
+                   in_save=int(in_save) if in_save else None,
+                   at_save=int(at_save) if at_save else None,
+                   check_replicas=env.get("PRDARTS_CHECK_REPLICAS", "") == "1")
 
     def at(self, *position: int) -> None:
         """Called by the epoch driver before each step."""
         if self.at_position == position:
             _kill(self.signal_name)
 
+    def after_step(self, tree: Any) -> None:
+        """Called after each step with what must be replicated (α, the weights): with
+        `check_replicas`, asserts that every device's copy is the same, and across processes
+        (a collective: test runs only)."""
+        if not self.check_replicas:
+            return
+        import jax
+        import numpy as np
+        local = []
+        for leaf in jax.tree.leaves(tree):
+            shards = [np.asarray(s.data) for s in leaf.addressable_shards]
+            if not all(np.array_equal(shards[0], x) for x in shards[1:]):
+                raise AssertionError("a replicated array differs between this process's devices")
+            local.append(shards[0])
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.assert_equal(local, "the replicated state differs between processes")
+
     def before_save(self, number: int) -> None:
-        """Called by the checkpointer before it saves checkpoint `number`: if it is `in_save`,
-        that save dies once its files are written but before they are committed (renamed)."""
+        """Called by the checkpointer before it saves checkpoint `number`: if it is `at_save`,
+        the process dies now; if it is `in_save`, that save dies once its files are written but
+        before they are committed (renamed)."""
+        if self.at_save == number:
+            _kill(self.signal_name)
         if self.in_save != number:
             return
         from orbax.checkpoint._src.path import atomicity

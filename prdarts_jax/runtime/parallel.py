@@ -11,7 +11,7 @@ built from host values that every process holds alike.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -66,6 +66,18 @@ def data_placement(num_devices: int = 0) -> Placement:
 def round_up(batch: int, placement: Placement) -> int:
     """The smallest multiple of the device count >= `batch` (evaluation pads and masks)."""
     return -(-batch // placement.size) * placement.size
+
+
+def main_process_first(fn: Callable[[], Any], name: str) -> Any:
+    """`fn()` on the main process, then on the others once it is done (a barrier named
+    `name`): for work on shared files that one process should do first, such as preparing a
+    dataset into a data_dir that every process reads."""
+    if jax.process_count() == 1:
+        return fn()
+    from jax.experimental import multihost_utils
+    result = fn() if is_main_process() else None
+    multihost_utils.sync_global_devices(name)
+    return result if is_main_process() else fn()
 
 
 def is_main_process() -> bool:

@@ -62,7 +62,8 @@ def search_context(config: ml_collections.ConfigDict, workdir: str, *, space: An
                    faults: FaultHook, ckpt: Checkpointer) -> SearchContext:
     """Loads the training split onto the devices and splits it into the weight and α halves
     (the α half, up to `eval_max_samples`, is also the validation set)."""
-    images_np, labels_np = load_split(config.dataset, "train", config.data_dir or None)
+    images_np, labels_np = parallel.main_process_first(
+        lambda: load_split(config.dataset, "train", config.data_dir or None), "prdarts-data")
     w_idx, a_idx = split_halves(len(images_np), config.train_portion)
     images, labels = placement.replicate((images_np, labels_np.astype(np.int32)))
     return SearchContext(

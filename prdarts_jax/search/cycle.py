@@ -170,6 +170,7 @@ class _SearchSteps:
         max_steps = ctx.config.max_steps_per_epoch
         done = bool(run.w_iter.epoch_done or (max_steps and i + 1 >= max_steps))
         run.sizer.after_step(self.programs, self._args_for)
+        ctx.faults.after_step({"alphas": run.state["alphas"], "params": run.state["params"]})
         if len(self.pending) >= 10 or done or ctx.stop.signal is not None:
             self._flush(i + 1)
         return done, loss, m["batch_size"]

@@ -85,7 +85,9 @@ def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict:
         raise CheckpointError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}: the "
                               "retraining has not finished an epoch yet; resume it first")
     state, meta = restored
-    images, labels = load_split(config.dataset, "test", data_dir or config.data_dir or None)
+    images, labels = parallel.main_process_first(
+        lambda: load_split(config.dataset, "test", data_dir or config.data_dir or None),
+        "prdarts-data")
     programs = programs_for(net, data_spec(config), settings)
     loss, acc = evaluate(programs, state, *placement.replicate((images, labels.astype(np.int32))),
                          config.eval_batch_size, placement)

@@ -132,6 +132,7 @@ def _run_epoch(ctx: _Context, run: TrainRun, *, lr: float, drop_prob: float) -> 
         progress.loss_sum, progress.acc_sum = (progress.loss_sum + m["loss"],
                                                progress.acc_sum + m["acc"])
         progress.step = i + 1
+        ctx.faults.after_step(run.state["params"])
         if log_every and (i + 1) % log_every == 0:
             _check_finite(progress.loss_sum, epoch, i)
         return progress.step >= progress.steps, m["loss"], ctx.config.batch_size
@@ -308,7 +309,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, *, placement: parall
     settings = step_settings(config)
     main = parallel.is_main_process()
     data_dir = config.data_dir or None
-    train_np = load_split(config.dataset, "train", data_dir)
+    train_np = parallel.main_process_first(
+        lambda: load_split(config.dataset, "train", data_dir), "prdarts-data")
     test_np = load_split(config.dataset, "test", data_dir)
     train = placement.replicate((train_np[0], train_np[1].astype(np.int32)))
     test = placement.replicate((test_np[0], test_np[1].astype(np.int32)))

@@ -1,8 +1,10 @@
 """The grid launchers: exact commands of a small grid, local runs with an injected runner (no
 training), and SLURM scripts that parse and, run with fake SLURM tools, start the right job."""
 
+import json
 import os
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -307,3 +309,35 @@ def test_launch_wrappers_pass_their_arguments_through(tmp_path):
                           capture_output=True, text=True, env=env, check=True)
     assert f"# ===== {tmp_path}/s/search.sbatch" in done.stdout
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.multihost
+@pytest.mark.slow
+def test_a_two_node_grid_job_runs_a_two_process_search(tmp_path, digits_dir):
+    """launch/grid_slurm.sh --nodes 2, submitted through stand-ins for sbatch, srun and
+    scontrol (tests/helpers/fake_slurm: every node is this machine): the generated job script
+    really starts a two-process search, which finishes."""
+    from tests.helpers.multihost import TINY_SEARCH
+    out, root = tmp_path / "slurm", tmp_path / "runs"
+    sets = [f"--search_set={arg[len('--config.'):]}" for arg in TINY_SEARCH]
+    done = subprocess.run(
+        ["launch/grid_slurm.sh", str(root), str(out), "--nodes", "2", "--gres", "", "--cpus",
+         "1", "--spaces", "dl", "--seeds", "0", "--stages", "search",
+         "--search_config", "configs/quick.py", f"--search_set=data_dir={digits_dir}", *sets],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr
+    fake_bin = os.path.join(ROOT, "tests", "helpers", "fake_slurm")
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "PYTHON": sys.executable,
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
+           "PRDARTS_HOST_MEMORY": "off", "FAKE_SLURM_LOG": str(tmp_path / "jobs.log")}
+    submitted = subprocess.run(["bash", str(out / "submit.sh")], capture_output=True, text=True,
+                               env=env, timeout=1200)
+    log = (tmp_path / "jobs.log").read_text()
+    assert submitted.returncode == 0, log[-3000:]
+    workdir = root / "search" / "dl" / "seed_0"
+    assert (workdir / "genotype.json").exists()
+    assert "process 0 of 2" in log and "process 1 of 2" in log
+    assert log.count("search finished") == 1
+    epochs = [x for x in (workdir / "metrics.jsonl").read_text().splitlines()
+              if '"type": "epoch"' in x]
+    assert len(epochs) == 2 and json.loads(epochs[0])["num_devices"] == 4
