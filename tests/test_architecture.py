@@ -23,7 +23,8 @@ LAYERS = (
     {"search", "train"},
     {"analysis"},
     {"grid"},
-    {"evaluate", "report", "collect"},
+    {"ablation"},
+    {"evaluate", "report", "collect", "ablate"},
 )
 """Rooms from the bottom up; a room may import its own modules and any room of a lower layer.
 Rooms in one layer (search, train) do not import each other."""

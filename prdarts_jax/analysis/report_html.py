@@ -175,7 +175,8 @@ def _kpis(s: Mapping[str, Any]) -> str:
              f"last epoch (cycle {cycle}, epoch {epoch})"),
         _kpi("—" if s["params"] is None else f"{s['params'] / 1e6:.2f} M",
              f"parameters of the final network{prov}<br>C={net['channels']}, {net['layers']} "
-             "cells, CIFAR-10 32×32, no auxiliary head"),
+             "cells, CIFAR-10 32×32, no auxiliary head"
+             + ("" if s.get("madds") is None else f"; {s['madds'] / 1e9:.2f} G MAdds")),
         _kpi(format_duration(s["search_seconds"]),
              f"search wall time<br>{s['epochs']} epochs, {done} cycles finished"),
         _kpi("—" if share is None else f"{share:.0%}",

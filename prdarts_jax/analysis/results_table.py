@@ -1,6 +1,8 @@
 """The collected runs as the paper's Table 3: rows of architectures, test errors over seeds,
 parameters, search cost and search space; as Markdown or CSV.
 
+MAdds: multiply-adds of the same network at batch 1 in inference (`models.cost`), in G.
+
 Rows: one per search (its retrainings' mean ± sample std over seeds), one per search space with
 two or more searches (mean ± std of the searches' means: the spread over search seeds), one per
 published cell retrained, and one per other genotype retrained.
@@ -52,7 +54,7 @@ class Stat:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One line of the table: errors in %, params in millions, cost in hours."""
+    """One line of the table: errors in %, params in millions, MAdds in G, cost in hours."""
 
     label: str
     kind: str                     # search | searches | published | other | paper
@@ -61,6 +63,7 @@ class Row:
     errors: dict[str, Stat]
     params: Stat | None
     cost: Stat | None
+    madds: Stat | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +92,17 @@ def _params(runs: Sequence[TrainRun], dataset: str | None) -> list[float]:
     return sorted({run.params / 1e6 for run in runs if run.dataset == dataset})
 
 
+def _madds(runs: Sequence[TrainRun], dataset: str | None) -> list[float]:
+    """The distinct MAdds counts in G, as `_params` (runs without one are left out)."""
+    return sorted({run.madds / 1e9 for run in runs
+                   if run.dataset == dataset and run.madds is not None})
+
+
 def _row(label: str, kind: str, space: str, seed: int | None, runs: Sequence[TrainRun],
          params_dataset: str | None, cost: Sequence[float]) -> Row:
     return Row(label, kind, space, seed, {d: Stat.of(v) for d, v in _errors(runs).items()},
-               Stat.of(_params(runs, params_dataset)), Stat.of(cost))
+               Stat.of(_params(runs, params_dataset)), Stat.of(cost),
+               Stat.of(_madds(runs, params_dataset)))
 
 
 def _summary(space: str, rows: Sequence[Row], searches: int) -> Row:
@@ -104,7 +114,8 @@ def _summary(space: str, rows: Sequence[Row], searches: int) -> Row:
                                                     if d in r.errors))
     return Row(f"PR-DARTS {space}: mean of {searches} searches", "searches", space, None, errors,
                Stat.of([r.params.mean for r in rows if r.params]),
-               Stat.of([r.cost.mean for r in rows if r.cost]))
+               Stat.of([r.cost.mean for r in rows if r.cost]),
+               Stat.of([r.madds.mean for r in rows if r.madds]))
 
 
 def _space_key(space: str) -> tuple:
@@ -193,19 +204,22 @@ def to_markdown(table: Table, unit: str = "hours") -> str:
     params_of = DATASET_LABEL.get(table.params_dataset or "", table.params_dataset or "—")
     head = (["architecture"]
             + [f"{DATASET_LABEL.get(d, d)} test error (%)" for d in table.datasets]
-            + [f"params (M, {params_of})", cost_header(table, unit), "search space"])
+            + [f"params (M, {params_of})", f"MAdds (G, {params_of})", cost_header(table, unit),
+               "search space"])
     lines = ["| " + " | ".join(head) + " |",
-             "|---|" + "---:|" * (len(table.datasets) + 2) + "---|"]
+             "|---|" + "---:|" * (len(table.datasets) + 3) + "---|"]
     for row in table.rows:
         cells = ([row.label]
                  + [_stat(row.errors.get(d), lambda x: f"{x:.2f}", True) for d in table.datasets]
-                 + [_stat(row.params, _params_num), _stat(_scaled(row.cost, unit)), row.space])
+                 + [_stat(row.params, _params_num), _stat(row.madds, _params_num),
+                    _stat(_scaled(row.cost, unit)), row.space])
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "Test error: results.json's mean test error over the last epochs, as mean ± sample std "
         "over the retraining seeds, (n) = retraining runs; a `mean of N searches` row gives mean "
-        "± std of the searches' means. Search cost: the search's summed epoch `seconds` "
+        "± std of the searches' means. MAdds: multiply-adds of the network at batch 1 in "
+        "inference (convs and the linear layer). Search cost: the search's summed epoch `seconds` "
         "(metrics.jsonl)" + (" × its devices." if table.devices_recorded else
                              "; the device count was not recorded, so 1 is assumed.")]
     return "\n".join(lines) + "\n"
@@ -221,7 +235,7 @@ def to_csv(table: Table, unit: str = "hours") -> str:
     for d in table.datasets:
         head += [f"{d}_test_error_pct", f"{d}_test_error_std", f"{d}_runs"]
     cost = f"search_{'device' if table.devices_recorded else 'wall'}_{unit}"
-    head += ["params_m", "params_m_std", cost, f"{cost}_std"]
+    head += ["params_m", "params_m_std", "madds_g", "madds_g_std", cost, f"{cost}_std"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(head)
@@ -232,6 +246,7 @@ def to_csv(table: Table, unit: str = "hours") -> str:
             line += [num(s and s.mean), num(s and s.std), s.n if s else ""]
         cost = _scaled(row.cost, unit)
         line += [num(row.params and row.params.mean), num(row.params and row.params.std),
+                 num(row.madds and row.madds.mean), num(row.madds and row.madds.std),
                  num(cost and cost.mean), num(cost and cost.std)]
         writer.writerow(line)
     return buf.getvalue()

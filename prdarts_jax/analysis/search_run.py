@@ -56,7 +56,8 @@ class SearchRun:
         r = self.reports[c]
         return derive_genotype({t: [e.ops for e in r[t]] for t in CELL_TYPES},
                                {t: [e.alpha for e in r[t]] for t in CELL_TYPES},
-                               rule=self.config.get("genotype_edge_score", "max_weight")), c
+                               rule=self.config.get("genotype_edge_score", "max_weight"),
+                               max_skips=self.config.get("genotype_max_skips")), c
 
 
 def _schedule(config: Mapping, epochs: Sequence[Mapping],

@@ -1,7 +1,7 @@
 """The report's opening summary as plain data: what the search found and what it cost.
 
 `summary(run)` gathers the numbers a reader wants first — the final validation accuracy, the
-size of the network the genotype makes, the search's wall time and how much of it was
+size of the network the genotype makes (parameters and multiply-adds), the search's wall time and how much of it was
 compiling, the config in one line and the command that retrains the genotype — into one
 JSON-serialisable dict, so the HTML page and the tests read the same values.
 """
@@ -31,6 +31,16 @@ def final_network_params(genotype: Genotype) -> int:
     return param_count(genotype, f["num_classes"], f["channels"], f["layers"], f["image_shape"])
 
 
+def final_network_madds(genotype: Genotype) -> int:
+    """Multiply-adds of the same network at batch 1 in inference (DARTS' convention: convs and
+    the linear layer; `models.cost`), as `--count_params` prints them. Analytic, instant."""
+    from prdarts_jax.models.cost import network_cost
+
+    f = FINAL_NETWORK
+    return network_cost(genotype, f["num_classes"], f["channels"], f["layers"],
+                        f["image_shape"]).madds
+
+
 def _timing(epochs: Sequence[Mapping], totals: Mapping | None = None) -> dict[str, Any]:
     """Wall time and compile share: from the `finished` record when there is one (the whole
     search, boundaries and all), else Σ seconds of the epoch records and Σ compile_seconds /
@@ -57,10 +67,18 @@ def _schedule_text(schedule: Mapping[int, Mapping]) -> str:
     return f"{len(cycles)} cycles: {'; '.join(parts)}"
 
 
+def _layers(cfg: Mapping) -> int | str | None:
+    """The supernet's depth: `layers`, or `3→4` under progressive deepening (schedule.cells)."""
+    cells = (cfg.get("schedule") or {}).get("cells")
+    if cells and len(set(cells)) > 1:
+        return "→".join(str(c) for c in dict.fromkeys(cells))
+    return cells[0] if cells else cfg.get("layers")
+
+
 def _config(run: SearchRun) -> dict[str, Any]:
     cfg = run.config
     return {"dataset": cfg.get("dataset"), "space": cfg.get("space"), "C": cfg.get("channels"),
-            "layers": cfg.get("layers"), "seed": cfg.get("seed"),
+            "layers": _layers(cfg), "seed": cfg.get("seed"),
             "batch_size": cfg.get("batch_size"), "schedule": _schedule_text(run.schedule)}
 
 
@@ -75,10 +93,12 @@ def _genotype(run: SearchRun) -> tuple[Genotype | None, str | None]:
 
 
 def summary(run: SearchRun,
-            count_params: Callable[[Genotype], int] | None = final_network_params
+            count_params: Callable[[Genotype], int] | None = final_network_params,
+            count_madds: Callable[[Genotype], int] | None = final_network_madds
             ) -> dict[str, Any]:
     """The summary of `run` as a JSON-serialisable dict (see the keys below); `count_params`
-    sizes the final network of the genotype (None: leave `params` None)."""
+    and `count_madds` size the final network of the genotype (None: leave `params` or
+    `madds` None)."""
     genotype, source = _genotype(run)
     last = run.epochs[-1] if run.epochs else {}
     planned = len((run.config.get("schedule") or {}).get("epochs") or []) or None
@@ -87,6 +107,7 @@ def summary(run: SearchRun,
         "genotype": genotype.describe() if genotype else None, "genotype_source": source,
         "val_acc": last.get("val_acc"), "val_acc_at": [last.get("cycle"), last.get("epoch")],
         "params": count_params(genotype) if genotype and count_params else None,
+        "madds": count_madds(genotype) if genotype and count_madds else None,
         "final_network": {k: list(v) if isinstance(v, tuple) else v
                           for k, v in FINAL_NETWORK.items()},
         "epochs": len(run.epochs), "cycles_done": len(run.cycles), "cycles_planned": planned,

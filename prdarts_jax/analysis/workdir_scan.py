@@ -44,7 +44,8 @@ class SearchRun:
 class TrainRun:
     """A finished retraining: `error` is results.json's mean test error over the last epochs
     (a fraction); `genotype` is the config's value (a published name or a genotype.json
-    path), `cells` the trained cells in canonical JSON."""
+    path), `cells` the trained cells in canonical JSON; `madds` the network's multiply-adds
+    (None where results.json predates them)."""
 
     workdir: str
     dataset: str
@@ -53,6 +54,7 @@ class TrainRun:
     cells: str
     params: int
     error: float
+    madds: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +130,9 @@ def read_training(workdir: str, config: dict) -> TrainRun:
     return TrainRun(workdir, str(results.get("dataset", config.get("dataset"))),
                     _int(config.get("seed"), "config.json's seed"), str(config["genotype"]),
                     canonical_cells(results.get("genotype_cells")),
-                    _int(results.get("params"), "results.json's params"), float(error))
+                    _int(results.get("params"), "results.json's params"), float(error),
+                    None if results.get("madds") is None
+                    else _int(results.get("madds"), "results.json's madds"))
 
 
 def _read(workdir: str) -> SearchRun | TrainRun:

@@ -37,6 +37,37 @@ def _ints(text: str) -> tuple[int, ...]:
                                          ) from None
 
 
+def add_slurm_arguments(p: argparse.ArgumentParser) -> None:
+    """The `--slurm` options (resources, `--submit`); also the ablation's."""
+    s = p.add_argument_group("SLURM (--slurm)")
+    s.add_argument("--submit", action="store_true",
+                   help="submit with sbatch, chaining retrainings after their search")
+    s.add_argument("--partition", default=None)
+    s.add_argument("--account", default=None)
+    s.add_argument("--gres", default="gpu:1", help="per node (default gpu:1; '' for none)")
+    s.add_argument("--cpus", type=int, default=8, help="CPUs per task (default 8)")
+    s.add_argument("--mem", default=None, help="memory per node, e.g. 64G")
+    s.add_argument("--search_time", default="2-00:00:00", help="default 2-00:00:00")
+    s.add_argument("--train_time", default="2-00:00:00", help="default 2-00:00:00")
+    s.add_argument("--nodes", type=int, default=1,
+                   help="nodes per job; >1: one process per node with jax.distributed")
+    s.add_argument("--port", type=int, default=29500,
+                   help="coordinator port base; the job id mod 1000 is added (default 29500)")
+    s.add_argument("--job_name", default="prdarts", help="job name prefix (default prdarts)")
+    s.add_argument("--sbatch_option", action="append", default=[], metavar="--KEY=VALUE",
+                   help="another #SBATCH line, e.g. --sbatch_option=--qos=high (repeatable)")
+
+
+def slurm_options(args: argparse.Namespace):
+    """`grid.slurm.SlurmOptions` from the options of `add_slurm_arguments`."""
+    from prdarts_jax.grid import slurm as grid_slurm
+    return grid_slurm.SlurmOptions(
+        python=args.python, partition=args.partition, account=args.account,
+        gres=args.gres, cpus=args.cpus, mem=args.mem,
+        time={SEARCH: args.search_time, TRAIN: args.train_time}, nodes=args.nodes,
+        port=args.port, job_name=args.job_name, extra=tuple(args.sbatch_option))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="python -m prdarts_jax.grid",
@@ -75,23 +106,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="config override for every retraining (repeatable)")
     g.add_argument("--python", default=sys.executable,
                    help="Python of the jobs (default: this one)")
-    s = p.add_argument_group("SLURM (--slurm)")
-    s.add_argument("--submit", action="store_true",
-                   help="submit with sbatch, chaining retrainings after their search")
-    s.add_argument("--partition", default=None)
-    s.add_argument("--account", default=None)
-    s.add_argument("--gres", default="gpu:1", help="per node (default gpu:1; '' for none)")
-    s.add_argument("--cpus", type=int, default=8, help="CPUs per task (default 8)")
-    s.add_argument("--mem", default=None, help="memory per node, e.g. 64G")
-    s.add_argument("--search_time", default="2-00:00:00", help="default 2-00:00:00")
-    s.add_argument("--train_time", default="2-00:00:00", help="default 2-00:00:00")
-    s.add_argument("--nodes", type=int, default=1,
-                   help="nodes per job; >1: one process per node with jax.distributed")
-    s.add_argument("--port", type=int, default=29500,
-                   help="coordinator port base; the job id mod 1000 is added (default 29500)")
-    s.add_argument("--job_name", default="prdarts", help="job name prefix (default prdarts)")
-    s.add_argument("--sbatch_option", action="append", default=[], metavar="--KEY=VALUE",
-                   help="another #SBATCH line, e.g. --sbatch_option=--qos=high (repeatable)")
+    add_slurm_arguments(p)
     return p
 
 
@@ -117,12 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "are skipped, the interrupted one resumes)") from None
             sys.exit(result.exit_code)
         from prdarts_jax.grid import slurm as grid_slurm
-        options = grid_slurm.SlurmOptions(
-            python=args.python, partition=args.partition, account=args.account,
-            gres=args.gres, cpus=args.cpus, mem=args.mem,
-            time={SEARCH: args.search_time, TRAIN: args.train_time}, nodes=args.nodes,
-            port=args.port, job_name=args.job_name, extra=tuple(args.sbatch_option))
-        grid_slurm.main(jobs, options, args.slurm, dry_run=args.dry_run,
+        grid_slurm.main(jobs, slurm_options(args), args.slurm, dry_run=args.dry_run,
                         submit_now=args.submit)
 
     run_main(run)

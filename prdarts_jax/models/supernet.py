@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from prdarts_jax.models.backbone import Stem, reduction_indices
 from prdarts_jax.models.formulations import node_state
 from prdarts_jax.models.ops import FactorizedReduce, ReLUConvBN, make_op, uniform_fan_in
+from prdarts_jax.models.relaxation import GumbelSample, edge_weights
 from prdarts_jax.space.opspec import OpSpec
 from prdarts_jax.space.spaces import CELL_TYPES, EDGES_PER_CELL, NODES
 
@@ -90,9 +91,12 @@ class Supernet(nn.Module):
     cell_output: str = "concat"
 
     @nn.compact
-    def __call__(self, x: jax.Array, alphas: dict, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, alphas: dict, train: bool,
+                 sample: GumbelSample | None = None) -> jax.Array:
+        """Logits; the edges' weights are softmax(α), or a Concrete sample of α with `sample`
+        (`models/relaxation.py`)."""
         chex.assert_rank(x, 4)
-        weights = {t: [jax.nn.softmax(a) for a in alphas[t]] for t in CELL_TYPES}
+        weights = edge_weights(alphas, sample)
         c_cur = self.stem_multiplier * self.c
         s0 = s1 = Stem(c_cur, name="stem")(x, train)
         c_cur = self.c

@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import optax
 
 from prdarts_jax.data import DataSpec
+from prdarts_jax.models.relaxation import SOFTMAX, Relaxation, training_sample
 from prdarts_jax.optim import cross_entropy, masked_sums, sgd
+from prdarts_jax.search.cost_penalty import CostPenalty
 
 State = dict[str, Any]
 
@@ -65,12 +67,18 @@ class StepPrograms:
     update_alphas: Callable[..., Any]
 
 
-def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool) -> StepPrograms:
-    """Jitted programs for `net` (a Supernet). They retrace per batch shape, as jit does."""
+def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool,
+                  relaxation: Relaxation = SOFTMAX,
+                  penalty: CostPenalty | None = None) -> StepPrograms:
+    """Jitted programs for `net` (a Supernet). They retrace per batch shape, as jit does.
 
-    def loss_fn(params, alphas, batch_stats, x, y):
+    With a stochastic `relaxation` (gumbel) the gradient programs take τ as a last argument and
+    draw their edge weights from their key (`training_sample`); evaluation stays softmax(α).
+    A `penalty` adds λ·∇E[cost] to the α gradient only (`with_penalty`); None: no trace of it."""
+
+    def loss_fn(params, alphas, batch_stats, x, y, sample=None):
         logits, upd = net.apply({"params": params, "batch_stats": batch_stats}, x, alphas, True,
-                                mutable=["batch_stats"])
+                                sample, mutable=["batch_stats"])
         loss = jnp.mean(cross_entropy(logits, y))
         acc = jnp.mean(jnp.argmax(logits, -1) == y)
         return loss, (upd["batch_stats"], acc)
@@ -79,12 +87,16 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool) -> StepProgram
         return data.train_batch(key, images[idx]), labels[idx]
 
     def grads_wrt(argnums):
-        def program(params, alphas, batch_stats, images, labels, idx, key):
+        def program(params, alphas, batch_stats, images, labels, idx, key, *tau):
             x, y = batch(images, labels, idx, key)
+            sample = training_sample(relaxation, key, *tau)  # `tau` is () for softmax
             (loss, (bs, acc)), g = jax.value_and_grad(loss_fn, argnums, has_aux=True)(
-                params, alphas, batch_stats, x, y)
+                params, alphas, batch_stats, x, y, sample)
             g = g if isinstance(g, tuple) else (g, None) if argnums == 0 else (None, g)
-            return g, bs, {"loss": loss, "acc": acc}
+            metrics = {"loss": loss, "acc": acc}
+            if penalty is not None and g[1] is not None:
+                g, metrics = with_penalty(penalty, alphas, g, metrics)
+            return g, bs, metrics
         return jax.jit(program)
 
     both = grads_wrt((0, 1))
@@ -110,22 +122,35 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool) -> StepProgram
     return StepPrograms(weight_grads, alpha_grads, eval_batch, update_weights, update_alphas)
 
 
+def with_penalty(penalty: CostPenalty, alphas: Any, g: tuple, metrics: dict
+                 ) -> tuple[tuple, dict]:
+    """(weight grads, α grads + λ·∇E[cost]) and the metrics with `cost` = E[cost]: the penalty
+    is a function of α alone, so the weight gradient is left as it is."""
+    cost, g_cost = jax.value_and_grad(penalty.expected_cost)(alphas)
+    g_alpha = jax.tree.map(lambda a, b: a + penalty.lam * b, g[1], g_cost)
+    return (g[0], g_alpha), {**metrics, "cost": cost}
+
+
 def weight_step(p: StepPrograms, state: State, *, images: jax.Array, labels: jax.Array,
-                idx: jax.Array, key: jax.Array, lr: float) -> tuple[State, dict]:
-    """One SGD step of the weights on a weight-half batch (the α stay fixed)."""
+                idx: jax.Array, key: jax.Array, lr: float,
+                tau: tuple[jax.Array, ...] = ()) -> tuple[State, dict]:
+    """One SGD step of the weights on a weight-half batch (the α stay fixed). `tau`: (τ,) for
+    programs of the gumbel relaxation, () for softmax."""
     (g, _), bs, metrics = p.weight_grads(state["params"], state["alphas"], state["batch_stats"],
-                                  images, labels, idx, key)
+                                  images, labels, idx, key, *tau)
     params, w_opt = p.update_weights(state["params"], state["w_opt"], g, lr)
     return {**state, "params": params, "w_opt": w_opt, "batch_stats": bs}, metrics
 
 
 def alpha_step(p: StepPrograms, state: State, *, images: jax.Array, labels: jax.Array,
-               idx: jax.Array, key: jax.Array) -> tuple[State, dict]:
+               idx: jax.Array, key: jax.Array,
+               tau: tuple[jax.Array, ...] = ()) -> tuple[State, dict]:
     """First-order DARTS: the α gradient of the loss on an α-half batch at the current weights.
 
     The forward runs in training mode and so updates BN running statistics, as in PyTorch.
+    `tau` as in `weight_step`.
     """
     (_, g), bs, metrics = p.alpha_grads(state["params"], state["alphas"], state["batch_stats"],
-                                        images, labels, idx, key)
+                                        images, labels, idx, key, *tau)
     alphas, a_opt = p.update_alphas(state["alphas"], state["a_opt"], g)
     return {**state, "alphas": alphas, "a_opt": a_opt, "batch_stats": bs}, metrics

@@ -40,6 +40,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.schedule.grace = (5, 5, 3, 3, 3, 3, 3, 3, 3)
     c.schedule.morphs = (3, 3, 3, 3, 3, 0, 0, 0, 0)
     c.schedule.keep = (6, 6, 6, 6, 6, 4, 3, 2, 1)
+    c.schedule.cells = ()            # beyond the paper: cells per cycle; empty: config.layers
+    c.schedule.tau = ()              # Gumbel temperature per cycle; empty: 1.0 (relaxation=gumbel)
     c.batch_size = 64                # the fixed batch size when batch.variable is False
     c.batch = ml_collections.ConfigDict()   # the paper's memory-driven batch size (SPEC §5)
     c.batch.variable = True
@@ -75,8 +77,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone
     c.fuse_grad_programs = False     # one gradient program for both steps (halves CPU compiles)
     c.log_every = 50
+    _beyond_the_paper(c)
     c.allow_config_changes = False   # on resume, accept changed cycles.SAFE_CHANGES keys
     return c
+
+
+def _beyond_the_paper(c: ml_collections.ConfigDict) -> None:
+    """Section 5's future work as options (docs/variants.md); the defaults are the paper's."""
+    c.morph_selection = "uniform"    # or "weighted": morphisms by how their children fared
+    c.morph_temperature = 1.0        # τ of the weighted selection's softmax(score / τ)
+    c.morph_floor = 0.05             # weighted: each legal morphism keeps this share at least
+    c.relaxation = "softmax"         # or "gumbel": Concrete relaxation of the mixed op (GDAS)
+    c.gumbel_hard = False            # gumbel: a hard (straight-through) one-hot sample
+    c.cost_penalty = 0.0             # λ of the expected-cost term in the α loss; 0: off
+    c.cost_measure = "madds"         # what the penalty counts: "madds" or "params"
+    c.genotype_max_skips = ml_collections.config_dict.placeholder(int)  # unset: no limit
 
 
 FIELD_DOCS: dict[str, str] = {
@@ -98,6 +113,8 @@ FIELD_DOCS: dict[str, str] = {
     "schedule.grace": "epochs per cycle that train weights only, before the α steps start",
     "schedule.morphs": "children added per edge at the end of each cycle",
     "schedule.keep": "ops kept per edge at the end of each cycle (the last: 1)",
+    "schedule.cells": "cells of the supernet per cycle (progressive deepening); empty: layers",
+    "schedule.tau": "Gumbel-softmax temperature per cycle (relaxation=gumbel); empty: 1.0",
     "batch_size": "the fixed batch size (global, over all devices) when batch.variable is False",
     "batch.variable": "the paper's memory-driven batch size (SPEC §5)",
     "batch.min": "smallest batch size of the variable rule",
@@ -132,6 +149,14 @@ FIELD_DOCS: dict[str, str] = {
     "compilation_cache_dir": "persistent XLA compilation cache; empty: leave JAX's setting alone",
     "fuse_grad_programs": "one gradient program for the α and weight steps (halves CPU compiles)",
     "log_every": "steps between log lines when not on a terminal; 0: none",
+    "morph_selection": "uniform (the paper) or weighted: morphisms drawn by their children's fate",
+    "morph_temperature": "τ of the weighted morphism selection, softmax(score / τ)",
+    "morph_floor": "weighted selection: the least share of probability any legal morphism keeps",
+    "relaxation": "mixed op's relaxation: softmax (the paper) or gumbel (Concrete, as GDAS)",
+    "gumbel_hard": "relaxation=gumbel: a hard one-hot sample (straight-through) instead of soft",
+    "cost_penalty": "λ of the expected cost (cost_measure) under softmax(α) in the α loss; 0: off",
+    "cost_measure": "what cost_penalty counts per op: madds or params",
+    "genotype_max_skips": "at most this many skip connections in the normal cell; unset: any",
     "allow_config_changes": "on resume, accept changed keys that are safe to change",
 }
 """What each field of `base_config` means (`--help` lists them; a test keeps it complete)."""
@@ -195,8 +220,40 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.genotype_edge_score in EDGE_SCORES,
          f"config.genotype_edge_score={config.genotype_edge_score!r} is unknown; use one of "
          f"{list(EDGE_SCORES)}")
+    _validate_variants(config)
     need(config.lr_schedule in LR_SCHEDULES,
          f"config.lr_schedule={config.lr_schedule!r} is unknown; use one of {list(LR_SCHEDULES)}")
+
+
+def _validate_variants(config: ml_collections.ConfigDict) -> None:
+    """The options beyond the paper (docs/variants.md)."""
+    n_cycles = len(config.schedule.epochs)
+    for key in ("cells", "tau"):
+        values = tuple(config.schedule[key])
+        need(not values or len(values) == n_cycles,
+             f"config.schedule.{key} has {len(values)} entries for {n_cycles} cycles; give one "
+             f"per cycle, or () for the default")
+    need(all(c >= 3 for c in config.schedule.cells),
+         f"config.schedule.cells={tuple(config.schedule.cells)}: every cycle needs >= 3 cells "
+         "(two reduction cells)")
+    cells = tuple(config.schedule.cells)
+    need(all(a <= b for a, b in zip(cells, cells[1:])),
+         f"config.schedule.cells={cells}: the supernet may only grow or stay from cycle to "
+         "cycle; make the depths non-decreasing")
+    need(all(t > 0 for t in config.schedule.tau),
+         f"config.schedule.tau={tuple(config.schedule.tau)}: temperatures must be > 0")
+    for key, allowed in (("morph_selection", ("uniform", "weighted")),
+                         ("relaxation", ("softmax", "gumbel")),
+                         ("cost_measure", ("madds", "params"))):
+        need(config[key] in allowed,
+             f"config.{key}={config[key]!r} is unknown; use one of {list(allowed)}")
+    need(config.morph_temperature > 0,
+         f"config.morph_temperature={config.morph_temperature} must be > 0")
+    need(0 <= config.morph_floor < 1,
+         f"config.morph_floor={config.morph_floor} must be in [0, 1)")
+    need(config.cost_penalty >= 0, f"config.cost_penalty={config.cost_penalty} must be >= 0")
+    need(config.genotype_max_skips is None or config.genotype_max_skips >= 0,
+         f"config.genotype_max_skips={config.genotype_max_skips} must be >= 0 (unset: no limit)")
 
 
 def check_devices(config: ml_collections.ConfigDict,

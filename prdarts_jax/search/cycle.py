@@ -24,21 +24,24 @@ from prdarts_jax.models.supernet import Supernet, init_alphas
 from prdarts_jax.optim import cosine_lr
 from prdarts_jax.runtime import compile_timer
 from prdarts_jax.runtime.metrics import read_metrics
-from prdarts_jax.search import bilevel, eta
+from prdarts_jax.search import bilevel, eta, morph_scores
 from prdarts_jax.search.batch_size import memory
 from prdarts_jax.search.boundary import transfer_variables, update_lineage
 from prdarts_jax.search.context import SearchContext
-from prdarts_jax.search.pools import step_pools
+from prdarts_jax.search.cost_penalty import penalty_of
+from prdarts_jax.search.deepen import carry_into_depth
+from prdarts_jax.search.pools import KindProbs, step_pools
+from prdarts_jax.search.relaxation import cycle_tau, relaxation_of, tau_args
 from prdarts_jax.search.run import SearchRun, save
 from prdarts_jax.search.statistics import stats_record
-from prdarts_jax.search.structure import build_supernet, cycle_state, programs_for
+from prdarts_jax.search.structure import build_supernet, cycle_state, init_variables, programs_for
 from prdarts_jax.space.genotypes import Genotype, derive_genotype
 from prdarts_jax.space.spaces import CELL_TYPES
 
 log = logging.getLogger("prdarts_jax")
 
-_METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc")
-"""Per-step values averaged into the epoch record."""
+_METRIC_KEYS = ("train_loss", "train_acc", "alpha_loss", "alpha_acc", "alpha_cost")
+"""Per-step values averaged into the epoch record (`alpha_cost` only with a cost penalty)."""
 
 
 def train_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> None:
@@ -50,7 +53,9 @@ def train_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> None:
     if epoch == 0 and step == 0:
         run.sizer.start_cycle()
     programs = programs_for(net, ctx.data_spec, ctx.h, config.fuse_grad_programs,
-                            config.batch.compile_ahead if config.batch.variable else 0)
+                            config.batch.compile_ahead if config.batch.variable else 0,
+                            relaxation=relaxation_of(config),
+                            penalty=penalty_of(config, net, ctx.info.image_shape))
     if epoch == 0 and step == 0:
         counts = run.pools.op_counts()
         log.info("cycle %d/%d: ops per edge %s", cycle, ctx.n_cycles,
@@ -132,7 +137,9 @@ def _epoch_record(ctx: SearchContext, run: SearchRun, programs: bilevel.StepProg
             "compile_seconds": compile_timer.total_seconds() - c0,
             "memory_usage": run.sizer.last_usage, **memory.memory_in_use(),
             "num_devices": ctx.placement.size,
-            "grace": epoch < ctx.config.schedule.grace[cycle - 1]}
+            "grace": epoch < ctx.config.schedule.grace[cycle - 1],
+            **({} if cycle_tau(ctx.config, cycle) is None
+               else {"tau": cycle_tau(ctx.config, cycle)})}
 
 
 class _SearchSteps:
@@ -145,6 +152,7 @@ class _SearchSteps:
                  lr: float, search: bool, key: jax.Array):
         self.ctx, self.run, self.programs = ctx, run, programs
         self.lr, self.search, self.key = lr, search, key
+        self.tau = tau_args(ctx.config, run.position[0])  # () unless relaxation=gumbel
         self.pending: list[dict] = []
 
     def __call__(self, i: int) -> tuple[bool, jax.Array, int]:
@@ -185,11 +193,13 @@ class _SearchSteps:
                 if self.search:
                     state, am = bilevel.alpha_step(
                         self.programs, state, images=ctx.images, labels=ctx.labels,
-                        idx=a_idx[:b], key=jax.random.fold_in(step_key, 1))
+                        idx=a_idx[:b], key=jax.random.fold_in(step_key, 1), tau=self.tau)
                     m.update(alpha_loss=am["loss"], alpha_acc=am["acc"])
+                    if "cost" in am:   # only with config.cost_penalty > 0
+                        m["alpha_cost"] = am["cost"]
                 state, wm = bilevel.weight_step(
                     self.programs, state, images=ctx.images, labels=ctx.labels, idx=w_idx[:b],
-                    key=jax.random.fold_in(step_key, 0), lr=self.lr)
+                    key=jax.random.fold_in(step_key, 0), lr=self.lr, tau=self.tau)
                 break
             except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
                 run.sizer.on_oom(err)
@@ -201,7 +211,7 @@ class _SearchSteps:
         state = self.run.state
         return (state["params"], state["alphas"], state["batch_stats"], self.ctx.images,
                 self.ctx.labels, self.ctx.placement.shard_batch(np.zeros(size, np.int32)),
-                jax.random.PRNGKey(0))
+                jax.random.PRNGKey(0), *self.tau)
 
     def _flush(self, upto: int) -> None:
         if not self.pending:
@@ -228,26 +238,35 @@ def end_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> Genotype | N
     alphas_np = {t: [np.asarray(a) for a in run.state["alphas"][t]] for t in CELL_TYPES}
     final = cycle == ctx.n_cycles
     genotype = derive_genotype({"normal": net.normal, "reduce": net.reduce}, alphas_np,
-                               rule=config.genotype_edge_score) if final else None
+                               rule=config.genotype_edge_score,
+                               max_skips=config.genotype_max_skips) if final else None
+    kind_probs, morph_record, scores = _weighted_selection(config, run, alphas_np)
     new_pools, report = step_pools(
         run.pools, alphas_np, keep=schedule.keep[cycle - 1], morphs=schedule.morphs[cycle - 1],
         final=final, space=ctx.space, rng=run.np_rng, max_tries=config.max_tries,
-        revisit_after=config.revisit_after)
+        revisit_after=config.revisit_after, kind_probs=kind_probs)
     ctx.metrics.write({"type": "cycle", "cycle": cycle, "report": report.to_json(),
                        "pools": new_pools.to_json(),
-                       "compile_seconds": _cycle_compile_seconds(ctx.metrics_path, cycle)})
+                       "compile_seconds": _cycle_compile_seconds(ctx.metrics_path, cycle),
+                       **morph_record})
+    if scores is not None:
+        run.morph_scores = morph_scores.with_births(scores, report)
+    state_pools = run.pools
     run.position, run.pools, run.hist = (cycle + 1, 0, 0), new_pools, {}
     if final:
-        save(ctx, run, finished=True, genotype=genotype.to_json())
+        save(ctx, run, finished=True, genotype=genotype.to_json(),
+             state_pools=state_pools.to_json())
         return genotype
     lineage = update_lineage(run.lineage, report)
     variables = transfer_variables(
         {"params": run.state["params"], "batch_stats": run.state["batch_stats"]}, report,
-        new_pools, layers=config.layers, key=jax.random.fold_in(ctx.key, 1000 + cycle),
+        new_pools, layers=net.layers, key=jax.random.fold_in(ctx.key, 1000 + cycle),
         lineage=lineage if config.reinit_morphed_every_cycle else None)
-    next_net = build_supernet(new_pools, config, ctx.info.num_classes)
+    next_net = build_supernet(new_pools, config, ctx.info.num_classes, cycle=cycle + 1)
     alphas = init_alphas(jax.random.fold_in(ctx.key, 2000 + cycle), next_net.normal,
                          next_net.reduce, config.alpha_init_scale)
+    variables = carry_into_depth(variables, net.layers, next_net.layers, lambda: init_variables(
+        next_net, jax.random.fold_in(ctx.key, 3000 + cycle), ctx.info.image_shape, alphas))
     run.state, run.lineage = cycle_state(variables, alphas, ctx.h, ctx.placement), lineage
     ctx.metrics.write(stats_record(cycle + 1, new_pools, report, schedule))
     save(ctx, run)
@@ -256,6 +275,20 @@ def end_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> Genotype | N
             f"stopped by signal {ctx.stop.signal} at the start of cycle {cycle + 1}; the state "
             "is saved: run the same command to resume")
     return None
+
+
+def _weighted_selection(config: ml_collections.ConfigDict, run: SearchRun, alphas: dict
+                        ) -> tuple[KindProbs | None, dict, morph_scores.MorphScores | None]:
+    """With `morph_selection='weighted'`: (the kinds' probabilities for `step_pools`, the cycle
+    record's `morph_scores` entry, the scores after judging this cycle's pending births by its
+    pools and α). Uniform (the paper): (None, {}, None), nothing else changes."""
+    if config.morph_selection != "weighted":
+        return None, {}, None
+    scores = morph_scores.observe(run.morph_scores or morph_scores.MorphScores(),
+                                  {t: [e.ops for e in run.pools[t]] for t in CELL_TYPES}, alphas)
+    opts = {"temperature": config.morph_temperature, "floor": config.morph_floor}
+    return (morph_scores.selector(scores, **opts),
+            {"morph_scores": morph_scores.record(scores, **opts)}, scores)
 
 
 def _cycle_compile_seconds(metrics_path: str, cycle: int) -> float:

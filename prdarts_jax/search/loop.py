@@ -22,9 +22,8 @@ from prdarts_jax.search import workdir as workdir_files
 from prdarts_jax.search.config import check_devices, hyper, search_space, validate
 from prdarts_jax.search.context import METRICS_FILE, SearchContext, search_context
 from prdarts_jax.search.cycle import end_cycle, train_cycle
-from prdarts_jax.search.pools import CellPools
 from prdarts_jax.search.run import SearchRun, fresh_run, restored_run, start_metrics
-from prdarts_jax.search.structure import abstract_state, build_supernet
+from prdarts_jax.search.structure import build_supernet, restore_target
 from prdarts_jax.search.summary import finished_record, summary_text
 from prdarts_jax.space.genotypes import Genotype, load_genotype
 
@@ -58,9 +57,8 @@ def _search(config: ml_collections.ConfigDict, workdir: str, *, stop: interrupts
     workdir_files.check_workdir(config, workdir)
     ckpt, ctx = Checkpointer(workdir, faults=faults), None
     try:
-        restored = ckpt.restore_latest(lambda meta: abstract_state(
-            build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),
-            info, h, placement))
+        restored = ckpt.restore_latest(
+            lambda meta: restore_target(meta, config, info, h, placement))
         ctx = search_context(config, workdir, space=space, info=info, h=h, placement=placement,
                              stop=stop, faults=faults, ckpt=ckpt)
         if restored is None:
@@ -84,7 +82,7 @@ def _search(config: ml_collections.ConfigDict, workdir: str, *, stop: interrupts
 def _cycles(ctx: SearchContext, run: SearchRun) -> Genotype | None:
     """Trains and ends cycles from where `run` stands until the last one has ended."""
     while run.position[0] <= ctx.n_cycles:
-        net = build_supernet(run.pools, ctx.config, ctx.info.num_classes)
+        net = build_supernet(run.pools, ctx.config, ctx.info.num_classes, cycle=run.position[0])
         train_cycle(ctx, run, net)
         genotype = end_cycle(ctx, run, net)
         if genotype is not None:

@@ -22,7 +22,7 @@ Semantics chosen here:
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -107,16 +107,22 @@ class Birth:
     """A new op: `child` is `apply_change(kind, parent)` for a surviving `parent`.
 
     `returned` marks a child that the edge held before (accepted by the revisit fallback).
+    `probability`: the chance its kind had of being drawn for this parent, kept (and written)
+    only with the weighted morphism selection (`search.morph_scores`).
     """
 
     child: OpSpec
     parent: OpSpec
     kind: int
     returned: bool = False
+    probability: float | None = None
 
     def to_json(self) -> dict:
-        return {"child": str(self.child), "parent": str(self.parent), "kind": self.kind,
-                "returned": self.returned}
+        out = {"child": str(self.child), "parent": str(self.parent), "kind": self.kind,
+               "returned": self.returned}
+        if self.probability is not None:
+            out["kind_probability"] = self.probability
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,12 +218,33 @@ def _sample_kind(op: OpSpec, space: SearchSpace, rng: np.random.Generator) -> in
     return int(legal[rng.integers(len(legal))]) if legal else None
 
 
+KindProbs = Callable[[OpSpec, Sequence[int]], np.ndarray]
+"""(parent, its legal kinds) → the probability of each of those kinds (weighted selection)."""
+
+
+def _draw_kind(op: OpSpec, space: SearchSpace, rng: np.random.Generator,
+               kind_probs: KindProbs | None) -> tuple[int | None, float | None]:
+    """(kind, its probability): uniform as `_sample_kind` (the same single draw, probability
+    None) without `kind_probs`; else one `rng.random()` through the CDF of `kind_probs`."""
+    if kind_probs is None:
+        return _sample_kind(op, space, rng), None
+    legal = legal_morphisms(op, space)
+    if not legal:
+        return None, None
+    p = np.asarray(kind_probs(op, legal), np.float64)
+    cdf = np.cumsum(p)
+    i = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(legal) - 1)
+    return int(legal[i]), float(p[i] / cdf[-1])
+
+
 def replace_edge(edge: EdgePool, alpha_survivors: np.ndarray, n_new: int, *,
                  space: SearchSpace, rng: np.random.Generator, max_tries: int = MAX_TRIES,
-                 revisit_after: int = REVISIT_AFTER) -> tuple[EdgePool, tuple[Birth, ...], int]:
+                 revisit_after: int = REVISIT_AFTER, kind_probs: KindProbs | None = None
+                 ) -> tuple[EdgePool, tuple[Birth, ...], int]:
     """Appends up to `n_new` children morphed from the edge's current ops (the survivors).
 
-    Each try draws a parent by softmax(α) and a uniformly drawn legal morphism. The child is
+    Each try draws a parent by softmax(α) and a legal morphism: uniformly, or by `kind_probs`
+    (the weighted selection; its births record their kind's probability). The child is
     accepted if it is neither in the pool (children included) nor in the edge's history; after
     `revisit_after` failed tries, history ops that are not in the pool are accepted too. Stops
     after `n_new` children or `max_tries` tries. Returns the new edge (history extended), the
@@ -234,14 +261,15 @@ def replace_edge(edge: EdgePool, alpha_survivors: np.ndarray, n_new: int, *,
         if len(births) == n_new:
             break
         parent = sample_parent(survivors, a, rng)
-        kind = _sample_kind(parent, space, rng)
+        kind, prob = _draw_kind(parent, space, rng, kind_probs)
         child = None if kind is None else apply_change(kind, parent)
         if (child is None or child in pool
                 or (child in edge.history and failed < revisit_after)):
             failed += 1
             continue
         pool.append(child)
-        births.append(Birth(child, parent, kind, returned=child in edge.history))
+        births.append(Birth(child, parent, kind, returned=child in edge.history,
+                            probability=prob))
     return EdgePool(tuple(pool), edge.history | {b.child for b in births}), tuple(births), failed
 
 
@@ -260,13 +288,14 @@ def _check_transition(keep: int, morphs: int) -> None:
 
 def step_pools(pools: CellPools, alphas: Mapping[str, Sequence[np.ndarray]], *, keep: int,
                morphs: int, final: bool, space: SearchSpace, rng: np.random.Generator,
-               max_tries: int = MAX_TRIES,
-               revisit_after: int = REVISIT_AFTER) -> tuple[CellPools, PoolReport]:
+               max_tries: int = MAX_TRIES, revisit_after: int = REVISIT_AFTER,
+               kind_probs: KindProbs | None = None) -> tuple[CellPools, PoolReport]:
     """The end-of-cycle step on every edge: prune by α, then replace by morphing survivors.
 
     `alphas[cell_type][e]` holds edge e's α in pool order. The best conv is protected unless
     `final`. Edges are processed normal 0..13 then reduce 0..13, all drawing from `rng`, so a
-    seeded generator reproduces the step.
+    seeded generator reproduces the step. `kind_probs` (None: uniform kinds, the paper) is
+    passed to `replace_edge`.
     """
     _check_transition(keep, morphs)
     new: dict[str, list[EdgePool]] = {}
@@ -282,7 +311,8 @@ def step_pools(pools: CellPools, alphas: Mapping[str, Sequence[np.ndarray]], *, 
                 edge, a, n_survivors(len(edge), keep, morphs), keep_best_conv=not final)
             grown, added, failed = replace_edge(pruned, kept_alpha, morphs, space=space, rng=rng,
                                                 max_tries=max_tries,
-                                                revisit_after=revisit_after)
+                                                revisit_after=revisit_after,
+                                                kind_probs=kind_probs)
             new[cell].append(grown)
             reports[cell].append(EdgeReport(edge.ops, tuple(float(v) for v in a), dropped,
                                             pruned.ops, added, failed))

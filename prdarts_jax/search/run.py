@@ -19,6 +19,7 @@ from prdarts_jax.search.batch_size.controller import BatchSizeState
 from prdarts_jax.search.batch_size.sizer import BatchSizer
 from prdarts_jax.search.boundary import Lineage
 from prdarts_jax.search.context import SearchContext
+from prdarts_jax.search.morph_scores import MorphScores
 from prdarts_jax.search.pools import CellPools, initial_pools
 from prdarts_jax.search.statistics import stats_record
 from prdarts_jax.search.structure import build_supernet, cycle_state, init_variables
@@ -46,6 +47,7 @@ class SearchRun:
     hist: dict
     elapsed: float
     compile_elapsed: float = 0.0
+    morph_scores: MorphScores | None = None   # morph_selection='weighted' only (morph_scores)
 
     def seconds(self, ctx: SearchContext) -> tuple[float, float]:
         """(wall, compile) seconds of the whole search so far, over all its processes."""
@@ -59,6 +61,8 @@ class SearchRun:
             "np_rng": self.np_rng.bit_generator.state, "w_iter": self.w_iter.state(),
             "a_iter": self.a_iter.state(), "hist": self.hist, "batch": self.sizer.to_json(),
             "metrics_offset": ctx.metrics.size(),
+            **({} if self.morph_scores is None
+               else {"morph_scores": self.morph_scores.to_json()}),
             **dict(zip(("elapsed", "compile_elapsed"), self.seconds(ctx)))}
 
 
@@ -74,7 +78,7 @@ def fresh_run(ctx: SearchContext) -> SearchRun:
     w_iter = EpochIterator(ctx.w_idx, np_rng.integers(2**63))
     a_iter = EpochIterator(ctx.a_idx, np_rng.integers(2**63))
     pools = initial_pools()
-    net = build_supernet(pools, config, ctx.info.num_classes)
+    net = build_supernet(pools, config, ctx.info.num_classes, cycle=1)
     alphas = init_alphas(jax.random.fold_in(ctx.key, 1), net.normal, net.reduce,
                          config.alpha_init_scale)
     variables = init_variables(net, jax.random.fold_in(ctx.key, 2), ctx.info.image_shape,
@@ -104,7 +108,9 @@ def restored_run(ctx: SearchContext, state: dict, meta: dict) -> SearchRun:
         a_iter=EpochIterator.from_state(ctx.a_idx, meta["a_iter"]),
         sizer=BatchSizer(ctx.config, batch), position=tuple(meta["position"]),
         hist=meta["hist"], elapsed=meta["elapsed"],
-        compile_elapsed=meta.get("compile_elapsed", 0.0))
+        compile_elapsed=meta.get("compile_elapsed", 0.0),
+        morph_scores=MorphScores.from_json(meta["morph_scores"]) if "morph_scores" in meta
+        else None)
     ctx.metrics.truncate(meta["metrics_offset"])
     log.info("resumed from cycle %d, epoch %d, step %d", *run.position)
     return run

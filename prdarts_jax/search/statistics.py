@@ -147,7 +147,8 @@ def _edge_report_from_json(d: Mapping) -> EdgeReport:
         ops=tuple(map(parse, d["ops"])), alpha=tuple(float(a) for a in d["alpha"]),
         dropped=tuple(map(parse, d["dropped"])), survivors=tuple(map(parse, d["survivors"])),
         added=tuple(Birth(parse(b["child"]), parse(b["parent"]), int(b["kind"]),
-                          bool(b.get("returned", False))) for b in d["added"]),
+                          bool(b.get("returned", False)), b.get("kind_probability"))
+                    for b in d["added"]),
         failed_tries=int(d.get("failed_tries", 0)))
 
 

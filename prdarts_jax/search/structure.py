@@ -14,10 +14,13 @@ import ml_collections
 from prdarts_jax.data import DataSpec
 from prdarts_jax.loops.compile import compile_unoptimized
 from prdarts_jax.models import formulations
+from prdarts_jax.models.relaxation import SOFTMAX, Relaxation
 from prdarts_jax.models.supernet import Supernet, init_alphas
 from prdarts_jax.runtime import parallel
 from prdarts_jax.search import bilevel
 from prdarts_jax.search.batch_size.executables import BatchPrograms
+from prdarts_jax.search.cost_penalty import CostPenalty
+from prdarts_jax.search.deepen import cells_in_cycle
 from prdarts_jax.search.pools import CellPools
 from prdarts_jax.space.spaces import CELL_TYPES
 
@@ -29,10 +32,12 @@ GRAD_BATCH_ARG = 5
 
 
 def build_supernet(pools: CellPools, config: ml_collections.ConfigDict,
-                   num_classes: int) -> Supernet:
+                   num_classes: int, cycle: int | None = None) -> Supernet:
+    """The supernet of `pools`, with the depth of `cycle` (schedule.cells; None: layers)."""
     edges = {t: tuple(edge.ops for edge in pools[t]) for t in CELL_TYPES}
+    layers = config.layers if cycle is None else cells_in_cycle(config, cycle)
     return Supernet(edges["normal"], edges["reduce"], num_classes, c=config.channels,
-                    layers=config.layers, cell_output=config.cell_output)
+                    layers=layers, cell_output=config.cell_output)
 
 
 def init_variables(net: Supernet, key: jax.Array, image_shape: tuple[int, ...],
@@ -65,22 +70,36 @@ def abstract_state(net: Supernet, info: DatasetSpec, h: bilevel.Hyper,
     return placement.abstract(jax.eval_shape(init))
 
 
+def restore_target(meta: dict, config: ml_collections.ConfigDict, info: DatasetSpec,
+                   h: bilevel.Hyper, placement: parallel.Placement) -> dict:
+    """The abstract state a checkpoint with `meta` restores into. The finished search's
+    checkpoint holds the last cycle's state, whose pools (`state_pools`) are not the final
+    pools it records."""
+    pools = CellPools.from_json(meta.get("state_pools", meta["pools"]))
+    net = build_supernet(pools, config, info.num_classes, cycle=meta["position"][0])
+    return abstract_state(net, info, h, placement)
+
+
 def programs_for(net: Supernet, data: DataSpec, h: bilevel.Hyper,
-                 fuse: bool, compile_threads: int = 0) -> bilevel.StepPrograms:
+                 fuse: bool, compile_threads: int = 0,
+                 relaxation: Relaxation = SOFTMAX,
+                 penalty: CostPenalty | None = None) -> bilevel.StepPrograms:
     """Step programs per structure, kept for the process; the gradient programs keep their
     executables per batch size and can compile sizes ahead in `compile_threads` threads.
+    `relaxation` is part of the key (gumbel's τ is a step argument, not), and so is the cost
+    `penalty` (λ and its table are baked in).
 
     The learning rate is a step argument, so it is not part of the key; the formulations of
     the primitives in force are."""
     impls = (formulations.default_impl("depthwise_conv"), formulations.default_impl("max_pool3"))
     return _programs(net, data, dataclasses.replace(h, lr_max=0.0, lr_min=0.0), fuse, impls,
-                     compile_threads)
+                     compile_threads, relaxation, penalty)
 
 
 @functools.lru_cache(maxsize=8)
-def _programs(net, data, h, fuse, impls, compile_threads):
+def _programs(net, data, h, fuse, impls, compile_threads, relaxation=SOFTMAX, penalty=None):
     del impls
-    p = bilevel.make_programs(net, data, h, fuse)
+    p = bilevel.make_programs(net, data, h, fuse, relaxation, penalty=penalty)
     grads = {name: BatchPrograms(getattr(p, name), GRAD_BATCH_ARG, compile_threads)
              for name in ("weight_grads", "alpha_grads")}
     if p.weight_grads is p.alpha_grads:

@@ -18,6 +18,7 @@ import ml_collections
 from prdarts_jax.errors import ConfigError
 from prdarts_jax.runtime import parallel, workdirs
 from prdarts_jax.runtime.flags import flatten
+from prdarts_jax.search.config import base_config
 from prdarts_jax.search.pools import CellPools
 from prdarts_jax.space.genotypes import Genotype, save_genotype
 
@@ -91,9 +92,12 @@ def _prepare_workdir(workdir: str) -> None:
     os.makedirs(workdir, exist_ok=True)
 
 
-def _differing(a: dict, b: dict) -> list[str]:
-    """The dotted keys whose values differ between two flattened configs."""
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+def _differing(saved: dict, current: dict) -> list[str]:
+    """The dotted keys whose values differ between two flattened configs. A key the saved
+    config lacks (a workdir from before the key existed) counts at its default value."""
+    defaults = flatten(json.loads(base_config().to_json_best_effort()))
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
 
 
 def _check_config(saved: dict, current: dict, allow: bool) -> None:

@@ -161,6 +161,13 @@ def _similarity_group(op: OpSpec) -> str:
 
 def edge_score(ops: tuple[OpSpec, ...], alpha, rule: str = "max_weight") -> tuple[float, int]:
     """(score, index of the strongest op) of one edge under `rule` (see EDGE_SCORES)."""
+    return _scored(ops, alpha, rule, without_skip=False)
+
+
+def _scored(ops: tuple[OpSpec, ...], alpha, rule: str, *,
+            without_skip: bool) -> tuple[float, int]:
+    """`edge_score`, optionally with the strongest op sought among the non-skip ops only (the
+    weights stay softmax(α) over the whole edge); the edge must then hold a non-skip op."""
     import numpy as np
 
     if rule not in EDGE_SCORES:
@@ -168,30 +175,75 @@ def edge_score(ops: tuple[OpSpec, ...], alpha, rule: str = "max_weight") -> tupl
     a = np.asarray(alpha, np.float64)
     w = np.exp(a - a.max())
     w /= w.sum()
-    best = int(np.argmax(a))
+    allowed = [not (without_skip and op.kind == "skip") for op in ops]
+    best = int(np.argmax(np.where(allowed, a, -np.inf)))
     if rule == "max_weight":
         return float(w[best]), best
     group = _similarity_group(ops[best])
     return float(sum(wi for wi, op in zip(w, ops) if _similarity_group(op) == group)), best
 
 
-def derive_genotype(edges: dict, alphas: dict, *, rule: str = "max_weight") -> Genotype:
+def derive_genotype(edges: dict, alphas: dict, *, rule: str = "max_weight",
+                    max_skips: int | None = None) -> Genotype:
     """The discrete cells after a search (SPEC §4): per edge its highest-α op, scored by `rule`
     (default: softmax(α) of that op); per node the two strongest incoming edges, listed by input.
 
     `edges[t]` holds the 14 op tuples of cell type t and `alphas[t]` their α vectors, both in
-    the supernet's edge order (node by node, inputs ascending).
+    the supernet's edge order (node by node, inputs ascending). `max_skips` (P-DARTS; None: no
+    limit) caps the skips of the normal cell: see `_limit_skips`.
     """
     cells = {}
     for t in ("normal", "reduce"):
-        pairs, e = [], 0
-        for j in range(NODES):
-            cands = []
-            for i in range(j + 2):
-                score, best = edge_score(edges[t][e], alphas[t][e], rule)
-                cands.append((-score, i, edges[t][e][best]))
-                e += 1
-            top = sorted(sorted(cands)[:2], key=lambda c: c[1])
-            pairs += [(op, i) for _, i, op in top]
-        cells[t] = tuple(pairs)
+        if t == "normal" and max_skips is not None:
+            chosen = _limit_skips(edges[t], alphas[t], rule, max_skips)
+        else:
+            chosen = _choose(edges[t], alphas[t], rule, frozenset())
+        cells[t] = tuple((op, i) for _, i, _, op in chosen)
     return Genotype(cells["normal"], cells["reduce"])
+
+
+def _node_edges(j: int) -> range:
+    """The edge indices of node j's inputs (states 0..j+1)."""
+    start = sum(range(2, j + 2))
+    return range(start, start + j + 2)
+
+
+def _choose(ops: list, alphas: list, rule: str, no_skip: frozenset) -> list[tuple]:
+    """Per node its two strongest edges as (score, input, edge, op), listed by input; edges in
+    `no_skip` are scored by their best non-skip op, and drop out if they hold only skip."""
+    chosen = []
+    for j in range(NODES):
+        cands = []
+        for i, e in enumerate(_node_edges(j)):
+            if e in no_skip and all(op.kind == "skip" for op in ops[e]):
+                continue
+            score, best = _scored(ops[e], alphas[e], rule, without_skip=e in no_skip)
+            cands.append((-score, i, e, ops[e][best]))
+        top = sorted(sorted(cands)[:2], key=lambda c: c[1])
+        chosen += [(-s, i, e, op) for s, i, e, op in top]
+    return chosen
+
+
+def _limit_skips(ops: list, alphas: list, rule: str, max_skips: int) -> list[tuple]:
+    """`_choose` under a cap on skips (P-DARTS): while more than `max_skips` chosen edges carry
+    skip, the one of lowest score (ties: the lower edge index) loses its skip option, and every
+    node chooses its two edges again. An edge holding only skip is spared when its node would
+    keep fewer than two edges; if only such edges are left, the limit cannot hold and the cell
+    keeps those skips."""
+    no_skip: frozenset = frozenset()
+    while True:
+        chosen = _choose(ops, alphas, rule, no_skip)
+        skips = [c for c in chosen if c[3].kind == "skip"]
+        if len(skips) <= max_skips:
+            return chosen
+        spare = [c for c in skips if _keeps_two(ops, c[2], no_skip | {c[2]})]
+        if not spare:
+            return chosen
+        no_skip |= {min(spare, key=lambda c: (c[0], c[2]))[2]}
+
+
+def _keeps_two(ops: list, edge: int, no_skip: frozenset) -> bool:
+    """Whether the node of `edge` still has two edges to choose from under `no_skip`."""
+    node = next(j for j in range(NODES) if edge in _node_edges(j))
+    return sum(1 for e in _node_edges(node)
+               if not (e in no_skip and all(op.kind == "skip" for op in ops[e]))) >= 2

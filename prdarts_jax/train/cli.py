@@ -3,7 +3,9 @@
 
 Retrains a genotype (a built-in name or a genotype.json path) from scratch and evaluates it on
 the test set (see `train.loop.train_and_evaluate`); re-running with the same workdir resumes.
-`--count_params` prints `params: N` (without the auxiliary head) and exits without training;
+`--count_params` prints `params: N (4.02 M), MAdds: N (0.65 G)` (without the auxiliary head;
+MAdds at batch 1 in inference, convs and the linear layer, see `models.cost`) and exits
+without training;
 `--param_table` prints the published cells' parameter counts at C=36, 20 cells (no --config).
 """
 
@@ -22,7 +24,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None,
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for everything of this run; the "
                                "same workdir again resumes.")
 _COUNT = flags.DEFINE_bool("count_params", False,
-                           "Print `params: N` (without the auxiliary head) and exit.")
+                           "Print `params: N (4.02 M), MAdds: N (0.65 G)` of the final "
+                           "network (without the auxiliary head; multiply-adds at batch 1 in "
+                           "inference, of the convs and the linear layer) and exit.")
 _TABLE = flags.DEFINE_bool("param_table", False,
                            "Print the published cells' parameter counts (C=36, 20 cells, 32x32 "
                            "inputs, auxiliary head excluded) and exit; needs no --config.")
@@ -37,8 +41,10 @@ def _table() -> None:
 
 
 def _count() -> None:
-    from prdarts_jax.train.loop import count_params_of
-    print(f"params: {count_params_of(_CONFIG.value)}")
+    from prdarts_jax.models.cost import human
+    from prdarts_jax.train.loop import cost_of, count_params_of
+    params, madds = count_params_of(_CONFIG.value), cost_of(_CONFIG.value).madds
+    print(f"params: {params} ({human(params)}), MAdds: {madds} ({human(madds)})")
 
 
 def _train() -> None:

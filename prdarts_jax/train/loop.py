@@ -26,6 +26,7 @@ from prdarts_jax.errors import ConfigError, NonFiniteLossError, TrainingInterrup
 from prdarts_jax.loops.compile import announced, first_use
 from prdarts_jax.loops.epoch import run_epoch
 from prdarts_jax.loops.progress import duration
+from prdarts_jax.models.cost import Cost, network_cost
 from prdarts_jax.models.network import Network, count_params, param_count
 from prdarts_jax.optim import cosine_lr
 from prdarts_jax.runtime import compile_timer, interrupts, parallel, tensorboard, workdirs
@@ -252,16 +253,20 @@ def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def summarize(metrics_path: str, config: ml_collections.ConfigDict, params: int,
               genotype: Genotype) -> dict:
-    """results.json: the final test error and the mean over the last `final_epochs` epochs."""
+    """results.json: the final test error and the mean over the last `final_epochs` epochs;
+    the network's parameters and MAdds (`models.cost`)."""
     evals = {r["epoch"]: r for r in read_metrics(metrics_path) if "test_acc" in r}
     last = [evals[e] for e in range(config.epochs - config.final_epochs, config.epochs)
             if e in evals]
     final = evals.get(config.epochs - 1)
+    info = dataset_info(config.dataset)
     return {
         "genotype": str(config.genotype),
         "genotype_cells": genotype.to_json(),
         "dataset": config.dataset,
         "params": params,
+        "madds": network_cost(genotype, info.num_classes, config.channels, config.layers,
+                              info.image_shape).madds,
         "epochs": config.epochs,
         "final_test_loss": final and final["test_loss"],
         "final_test_acc": final and final["test_acc"],
@@ -355,3 +360,12 @@ def count_params_of(config: ml_collections.ConfigDict) -> int:
     info = dataset_info(config.dataset)
     return param_count(genotype_of(config), info.num_classes, config.channels, config.layers,
                        info.image_shape)
+
+
+def cost_of(config: ml_collections.ConfigDict) -> Cost:
+    """Parameters and MAdds (batch 1, inference, DARTS' convention; `models.cost`) of the
+    configured network without the auxiliary head; analytic, instant."""
+    validate(config)
+    info = dataset_info(config.dataset)
+    return network_cost(genotype_of(config), info.num_classes, config.channels, config.layers,
+                        info.image_shape)

@@ -34,6 +34,17 @@ def _m(genotype, dataset="cifar10"):
     return f"{_params(json.dumps(load_genotype(genotype).to_json()), dataset) / 1e6:.3g}"
 
 
+def _g(genotype, dataset="cifar10"):
+    """MAdds in G as the table prints them, from the analytic counter at the same size."""
+    from prdarts_jax.data import dataset_info
+    from prdarts_jax.models.cost import network_cost
+    from tests.helpers.fake_runs import train_digits
+    config, info = train_digits.get_config(), dataset_info(dataset)
+    madds = network_cost(load_genotype(genotype), info.num_classes, config.channels,
+                         config.layers, info.image_shape).madds / 1e9
+    return f"{madds:.2f}" if madds >= 0.1 else f"{madds:.3g}"
+
+
 def _set_genotype_value(workdir, value):
     path = os.path.join(workdir, "config.json")
     with open(path) as f:
@@ -88,16 +99,18 @@ def test_markdown_table_in_the_layout_of_table_3(grid_root):
     dl = os.path.join(QUICK_RUN, "genotype.json")
     assert text.splitlines()[:7] == [
         "| architecture | CIFAR-10 test error (%) | CIFAR-100 test error (%) | "
-        "params (M, CIFAR-10) | search cost (h × 1 device: device count not recorded) | "
-        "search space |",
-        "|---|---:|---:|---:|---:|---|",
+        "params (M, CIFAR-10) | MAdds (G, CIFAR-10) | "
+        "search cost (h × 1 device: device count not recorded) | search space |",
+        "|---|---:|---:|---:|---:|---:|---|",
         f"| PR-DARTS DL (search seed 0, on digits) | 4.00 ± 1.41 (2) | 20.00 (1) | {_m(dl)} | "
+        f"{_g(dl)} | {HOURS} | DL |",
+        f"| PR-DARTS DL (search seed 1, on digits) | 6.00 (1) | — | {_m(dl)} | {_g(dl)} | "
         f"{HOURS} | DL |",
-        f"| PR-DARTS DL (search seed 1, on digits) | 6.00 (1) | — | {_m(dl)} | {HOURS} | DL |",
         f"| PR-DARTS DL: mean of 2 searches | 5.00 ± 1.41 (3) | 20.00 (1) | {_m(dl)} ± 0 | "
-        f"{HOURS} ± 0 | DL |",
-        f"| PR-DARTS DR (search seed 0, on digits) | 2.50 (1) | — | {_m('DR')} | {HOURS} | DR |",
-        f"| DL2 (published cell) | 2.50 ± 0.28 (2) | — | {_m('DL2')} | — | DL |",
+        f"{_g(dl)} ± 0 | {HOURS} ± 0 | DL |",
+        f"| PR-DARTS DR (search seed 0, on digits) | 2.50 (1) | — | {_m('DR')} | {_g('DR')} | "
+        f"{HOURS} | DR |",
+        f"| DL2 (published cell) | 2.50 ± 0.28 (2) | — | {_m('DL2')} | {_g('DL2')} | — | DL |",
     ]
     assert text.splitlines()[7] == ""
     reasons = {os.path.relpath(line.split(": ", 1)[0][len("skipped "):], grid_root):
@@ -128,6 +141,8 @@ def test_csv_rows_hold_plain_numbers(grid_root):
     assert float(first["search_wall_days"]) == pytest.approx(search_seconds() / 86400,
                                                              rel=1e-5)
     assert rows[1]["cifar100_test_error_pct"] == "" and rows[4]["search_wall_days"] == ""
+    assert float(first["madds_g"]) == pytest.approx(float(_g(os.path.join(
+        QUICK_RUN, "genotype.json"))), rel=1e-2)
 
 
 def test_cost_counts_devices_where_the_search_recorded_them(tmp_path):
@@ -149,10 +164,10 @@ def test_paper_rows_for_comparison(tmp_path):
     lines = text.splitlines()
     assert lines[0].startswith("| architecture | CIFAR-10 test error (%) | CIFAR-100 test "
                                "error (%) | params (M, CIFAR-10) |")
-    assert lines[2] == "| DL2 (published cell) | — | 16.00 (1) | — | — | DL |"
-    assert lines[3] == ("| paper: PR-DARTS DL1 | 2.74 ± 0.12 (3) | 17.37 ± 0.14 (3) | 3.20 | 19.7 "
-                        "| DL |")
-    assert lines[6] == "| paper: PR-DARTS UR | 3.79 ± 0.24 (3) | — | 5.40 | 26.4 | UR |"
+    assert lines[2] == "| DL2 (published cell) | — | 16.00 (1) | — | — | — | DL |"
+    assert lines[3] == ("| paper: PR-DARTS DL1 | 2.74 ± 0.12 (3) | 17.37 ± 0.14 (3) | 3.20 | — | "
+                        "19.7 | DL |")
+    assert lines[6] == "| paper: PR-DARTS UR | 3.79 ± 0.24 (3) | — | 5.40 | — | 26.4 | UR |"
     assert skipped == []
 
 

@@ -56,14 +56,16 @@ def test_compile_share_is_compile_seconds_over_seconds(tmp_path):
 
 def test_params_are_what_train_count_params_reports():
     """`python -m prdarts_jax.train --config configs/train_cifar10.py --count_params` counts
-    with `count_params_of`; the summary's count of the same genotype.json is the same."""
+    with `count_params_of` and `cost_of`; the summary's counts of the same genotype.json are
+    the same."""
     from configs import train_cifar10
-    from prdarts_jax.train.loop import count_params_of
+    from prdarts_jax.train.loop import cost_of, count_params_of
 
     config = train_cifar10.get_config()
     config.genotype = os.path.join(QUICK_RUN, "genotype.json")
     s = summary(load_run(QUICK_RUN))
     assert s["params"] == count_params_of(config) == 2_938_942
+    assert s["madds"] == cost_of(config).madds > 0
 
 
 def test_an_unfinished_search_says_its_genotype_is_provisional(tmp_path):

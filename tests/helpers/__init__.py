@@ -41,15 +41,13 @@ def final_state(workdir, config):
     from prdarts_jax.runtime.checkpoints import Checkpointer
     from prdarts_jax.runtime.parallel import data_placement
     from prdarts_jax.search.config import hyper
-    from prdarts_jax.search.pools import CellPools
-    from prdarts_jax.search.structure import abstract_state, build_supernet
+    from prdarts_jax.search.structure import restore_target
 
     info = dataset_info(config.dataset)
     ckpt = Checkpointer(str(workdir))
     try:
-        return ckpt.restore_latest(lambda meta: abstract_state(
-            build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes),
-            info, hyper(config), data_placement(1)))
+        return ckpt.restore_latest(lambda meta: restore_target(
+            meta, config, info, hyper(config), data_placement(1)))
     finally:
         ckpt.close()
 

@@ -99,6 +99,20 @@ def _unfinished_copy(straight_dir, dest):
     return dest
 
 
+def test_the_finished_checkpoint_restores_and_repeats_nothing(tmp_path, digits_dir,
+                                                              straight_search, caplog):
+    """Killed after the final save but before genotype.json: the rerun restores the finished
+    checkpoint itself (the last cycle's state, not the final pools' shapes) and trains nothing."""
+    workdir = _unfinished_copy(straight_search[0], tmp_path / "w")
+    with caplog.at_level("WARNING", logger="prdarts_jax"):
+        assert run_search(tiny_config(digits_dir), str(workdir)) == straight_search[1]
+    assert not (workdir / "checkpoints_unreadable").exists()
+    assert not [r for r in caplog.records if "unreadable" in r.getMessage()]
+    assert _metrics(workdir) == _metrics(straight_search[0])
+    state, meta = final_state(workdir, tiny_config(digits_dir))
+    assert meta["finished"] and "state_pools" in meta
+
+
 def _corrupt(step_dir):
     for root, _, files in os.walk(step_dir):
         for name in files:

@@ -198,7 +198,7 @@ def test_count_params_cli_prints_the_count(tmp_path):
          "--count_params", "--config.genotype=DR"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "params: 34130"
+    assert proc.stdout.strip() == "params: 34130 (34.13 K), MAdds: 476032 (0.48 M)"
 
 
 def test_bad_genotype_is_one_line_error(tmp_path, monkeypatch, capsys):

@@ -178,7 +178,7 @@ def on_oom(state: BatchSizeState) -> BatchSizeState:
     else:
         raise BatchSizeError(f"out of memory at the smallest batch size {failed}; lower "
                              "config.batch.min or the supernet size (config.channels, "
-                             "config.layers)")
+                             "config.layers or config.schedule.cells)")
     return dataclasses.replace(state, b=b, steps_since_probe=0, last_ok=last_ok, ceiling=failed)
 
 

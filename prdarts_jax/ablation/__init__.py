@@ -1,0 +1,1 @@
+"""The ablation harness: what each search variant buys (docs/variants.md, `ablate`)."""
