@@ -16,11 +16,19 @@ import argparse
 import sys
 from typing import Sequence
 
-from prdarts_jax.ablation.configs import pairs_of, search_config
+from prdarts_jax.ablation.configs import (
+    TRAIN_RESERVED,
+    entry_configs,
+    pairs_of,
+    refuse_reserved,
+    search_config,
+    train_config,
+)
 from prdarts_jax.ablation.plan import DEFAULT_TRAIN_CONFIG, AblationSpec, build_plan
 from prdarts_jax.ablation.variants import DEFAULT_VARIANTS, REGISTRY, parse_variants
-from prdarts_jax.errors import SearchInterrupted
-from prdarts_jax.grid.cli import _ints, add_slurm_arguments, slurm_options
+from prdarts_jax.errors import ConfigError, SearchInterrupted
+from prdarts_jax.grid.cli import add_slurm_arguments, ints, slurm_options
+from prdarts_jax.grid.jobs import TRAIN, Job
 from prdarts_jax.runtime.cli import run_main
 from prdarts_jax.runtime.flags import ArgumentParser
 
@@ -36,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated entries; an entry joins registry names and key=value "
                         "overrides with '+', e.g. 'uniform,weighted+skips,"
                         "schedule.epochs=(2,2,2,2)' (default: every registry variant)")
-    p.add_argument("--seeds", type=_ints, default=(0,), help="search seeds (default 0)")
+    p.add_argument("--seeds", type=ints, default=(0,), help="search seeds (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_",
                    help="search config override for every variant, before the variant's own "
                         "(repeatable)")
@@ -53,18 +61,21 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--table", action="store_true",
                       help="only print the table of what the workdirs hold")
     p.add_argument("--dry_run", action="store_true",
-                   help="print the commands (or the SLURM scripts); run and write nothing")
+                   help="print the commands (or the SLURM scripts); run and write nothing "
+                        "(not with --table)")
     add_slurm_arguments(p)
     return p
 
 
 def spec_of(args: argparse.Namespace) -> AblationSpec:
     """The ablation the arguments ask for; ConfigError (one line) on a bad override or
-    variant: every variant's search config is parsed and validated here."""
+    variant, or on an override of a field the ablation sets per job: every variant's search
+    config is parsed and validated here."""
     set_pairs = pairs_of(args.set_, "--set")
-    pairs_of(args.train_set, "--train_set")
+    refuse_reserved(set_pairs, "--set")
+    refuse_reserved(pairs_of(args.train_set, "--train_set"), "--train_set", TRAIN_RESERVED)
     base = search_config(args.config, set_pairs)
-    variants = parse_variants(args.variants, base)
+    variants = parse_variants(args.variants, entry_configs(args.config, set_pairs))
     for v in variants:
         search_config(args.config, (*set_pairs, *v.overrides), where=f"variant {v.name!r}")
     return AblationSpec(
@@ -74,10 +85,23 @@ def spec_of(args: argparse.Namespace) -> AblationSpec:
         train_seed=args.train_seed)
 
 
+def check_retraining(jobs: Sequence[Job], train_set: Sequence[str]) -> None:
+    """The retraining config of the first retraining job, parsed from its command line as the
+    train CLI will parse it and validated (the other retrainings differ only in genotype,
+    workdir and seed); ConfigError (one line) before any job starts."""
+    train = next((job for job in jobs if job.stage == TRAIN), None)
+    if train is not None:
+        train_config(train.args, "--train_set" if train_set else "--train_config")
+
+
 def _run(args: argparse.Namespace) -> int:
     from prdarts_jax.ablation.report import write_report
+    if args.table and args.dry_run:
+        raise ConfigError("--dry_run does not go with --table (which runs no job; it prints "
+                          "and writes the table): drop --dry_run")
     spec = spec_of(args)
     jobs = build_plan(spec)
+    check_retraining(jobs, spec.train_set)
     if args.slurm:
         from prdarts_jax.grid import slurm as grid_slurm
         grid_slurm.main(jobs, slurm_options(args), args.slurm, dry_run=args.dry_run,

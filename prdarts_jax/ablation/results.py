@@ -23,8 +23,10 @@ class SeedResult:
     """One search and its retraining. `search_seconds`/`compile_share`: the whole search (its
     `finished` record); `val_acc`: the last epoch's α-half validation accuracy; `test_acc`:
     1 − results.json's mean test error over the retraining's last `final_epochs` epochs;
-    `params`/`madds`: the retrained network's; `distinct_ops`: different ops in the genotype
-    (normal and reduction cell together)."""
+    `params`/`madds`: the retrained network's, as its results.json records them (counted by
+    `ablation.size` for an older results.json without `madds`); `distinct_ops`: different
+    ops in the genotype (normal and reduction cell together). An unfinished search
+    (`searched` False) has its numbers so far; the table leaves it out."""
 
     seed: int
     searched: bool = False
@@ -69,9 +71,11 @@ def _train_part(workdir: str) -> dict[str, Any]:
     if not isinstance(results, dict) or not isinstance(config, dict):
         return {}
     error = results.get("mean_test_error_last_epochs")
-    cells = Genotype.from_json(results["genotype_cells"])
-    params, madds = network_size(cells, config["dataset"], config["channels"],
-                                 config["layers"], params=results.get("params"))
+    params, madds = results.get("params"), results.get("madds")
+    if params is None or madds is None:   # results.json of a retraining before `madds`
+        cells = Genotype.from_json(results["genotype_cells"])
+        params, madds = network_size(cells, config["dataset"], config["channels"],
+                                     config["layers"], params=params)
     return {"retrained": True, "test_acc": None if error is None else 1.0 - error,
             "params": params, "madds": madds}
 

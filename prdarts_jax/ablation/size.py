@@ -1,8 +1,9 @@
 """The size of a genotype's network at the retraining's size: parameters and multiply-adds.
 
-`network_size` is the ablation's one call site for both numbers: the analytic counter
-`models.cost.network_cost` (batch 1, inference, auxiliary head excluded; its parameters equal
-`models.network.param_count`, which results.json and `--count_params` report). Plain Python:
+`network_size` counts them with the analytic counter `models.cost.network_cost` (batch 1,
+inference, auxiliary head excluded; its parameters equal `models.network.param_count`), the
+counter the retraining itself uses for results.json's `params` and `madds`. The ablation calls
+it only for a results.json written before the retraining recorded `madds`. Plain Python:
 nothing is traced or compiled.
 """
 

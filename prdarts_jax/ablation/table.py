@@ -4,7 +4,8 @@ standard deviation where two or more seeds have the number).
 Columns: variant, seeds (those retrained, `of` those planned while some are missing), search
 wall time and its compile share, α-half validation accuracy (the search's last epoch),
 retrained test accuracy, params and MAdds of the retrained network, distinct ops in the
-genotype.
+genotype. Every number comes from finished searches only (an unfinished search's wall time and
+accuracy are partial); such a seed shows as missing in the seeds column.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ def aggregate(name: str, results: Sequence[SeedResult]) -> dict[str, Any]:
         "searched": [r.seed for r in results if r.searched],
         "retrained": [r.seed for r in results if r.retrained]}
     for key in ("search_seconds", "compile_share", "val_acc", "test_acc", "params", "madds",
-                "distinct_ops"):
-        mean, std, n = mean_std([getattr(r, key) for r in results
-                                 if r.searched or key in ("search_seconds", "val_acc")])
+                "distinct_ops"):   # only finished searches: a killed one's numbers are partial
+        mean, std, n = mean_std([getattr(r, key) for r in results if r.searched])
         row[key] = {"mean": mean, "std": std, "n": n}
     return row
 

@@ -1,11 +1,13 @@
 """The ablation's variants: named config overrides of the search, in one registry.
 
-A variant maps the search config (after the ablation's `--set` overrides) to overrides in the
-search CLI's own syntax (`--config.<key>=<value>` without the prefix), so the same strings go
-into the job's command line. A `--variants` entry is one or more parts joined by `+`; a part is
-a registry name or a `key=value` override. `weighted+skips` combines two variants;
-`schedule.epochs=(2,2,2,2)` or `uniform+lr_max=0.1` is a schedule or hyper-parameter point
-(the schedule search hooks). Entries are separated by commas outside parentheses.
+A variant maps the search config (after the ablation's `--set` overrides and the entry's own
+`key=value` parts) to overrides in the search CLI's own syntax (`--config.<key>=<value>`
+without the prefix), so the same strings go into the job's command line. A `--variants` entry
+is one or more parts joined by `+`; a part is a registry name or a `key=value` override.
+`weighted+skips` combines two variants; `schedule.epochs=(2,2,2,2)` or `uniform+lr_max=0.1` is
+a schedule or hyper-parameter point (the schedule search hooks), and `layers=8+deepen` deepens
+to 8 cells. Entries are separated by commas outside brackets; `+` separates parts only outside
+brackets and before a registry name or a known `key=`, so values may hold `+` (`lr_max=1e+0`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import dataclasses
 import difflib
 import math
 import re
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 import ml_collections
 
+from prdarts_jax.ablation.configs import refuse_reserved
 from prdarts_jax.errors import ConfigError
+from prdarts_jax.runtime.flags import flatten
 
 Overrides = tuple[tuple[str, str], ...]
 """(dotted config key, value as on the command line) pairs, applied in order."""
+ConfigOf = Callable[[Overrides, str], ml_collections.ConfigDict]
+"""(an entry's key=value pairs, where) -> the search config after `--set` and those pairs."""
 
 TAU_START, TAU_END = 1.0, 0.3
 """gumbel: the temperature falls linearly from TAU_START in the first cycle to TAU_END."""
@@ -106,30 +112,78 @@ def slug(name: str) -> str:
     return re.sub(r"-*([=+])-*", r"\1", text).strip("-") or "variant"
 
 
-def _part(part: str, config: ml_collections.ConfigDict, entry: str) -> Overrides:
-    key, sep, value = part.partition("=")
-    if sep:
-        if not key.strip() or not value.strip():
-            raise ConfigError(f"--variants entry {entry!r}: {part!r} must be key=value, e.g. "
-                              "schedule.epochs=(2,2,2,2)")
-        return ((key.strip(), value.strip()),)
-    if part not in REGISTRY:
-        close = difflib.get_close_matches(part, list(REGISTRY), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"--variants: unknown variant {part!r}; {hint}use some of "
-                          f"{', '.join(REGISTRY)} or key=value overrides joined by '+'")
-    return REGISTRY[part][1](config)
+def _starts_part(rest: str, keys: Collection[str]) -> bool:
+    """Whether the text after a `+` begins a new part: a registry name (then `+` or the end)
+    or a known config key followed by `=`."""
+    match = re.match(r"\s*([A-Za-z_][\w.]*)\s*(=|\+|$)", rest)
+    if match is None:
+        return False
+    word, after = match.groups()
+    return word in keys if after == "=" else word in REGISTRY
 
 
-def parse_variants(text: str, config: ml_collections.ConfigDict) -> list[Variant]:
-    """The `--variants` entries against the search config (after `--set`); ConfigError (one
-    line) on an unknown name, a malformed part, or two entries with one directory name."""
-    variants: list[Variant] = []
-    for entry in split_entries(text):
-        overrides: Overrides = ()
-        for part in entry.split("+"):
-            overrides += _part(part.strip(), config, entry)
-        variants.append(Variant(entry, slug(entry), overrides))
+def split_parts(entry: str, keys: Collection[str]) -> list[str]:
+    """An entry's parts: `+` splits only outside brackets and only before a registry name or
+    a `key=` of a known key, so a value may hold `+` (`lr_max=1e+0`)."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(entry):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "+" and depth == 0 and _starts_part(entry[i + 1:], keys):
+            out.append(entry[start:i].strip())
+            start = i + 1
+    out.append(entry[start:].strip())
+    return out
+
+
+def _bad_part(part: str, keys: Collection[str], entry: str) -> ConfigError:
+    """The one-line error for a part that is neither a registry name nor `known_key=value`
+    (it may hold several unsplit tokens, `uniform+gumble`: name the first bad one)."""
+    for token in (t.strip() for t in part.split("+")):
+        key, sep, value = (x.strip() for x in token.partition("="))
+        if sep and (not key or not value):
+            return ConfigError(f"--variants entry {entry!r}: {token!r} must be key=value, "
+                               "e.g. schedule.epochs=(2,2,2,2)")
+        if sep and key not in keys:
+            close = difflib.get_close_matches(key, list(keys), n=2, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            return ConfigError(f"--variants entry {entry!r}: the search config has no field "
+                               f"{key!r}; {hint}(python -m prdarts_jax.search --help lists "
+                               "the fields)")
+        if not sep and token not in REGISTRY:
+            close = difflib.get_close_matches(token, list(REGISTRY), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            return ConfigError(f"--variants: unknown variant {token!r}; {hint}use some of "
+                               f"{', '.join(REGISTRY)} or key=value overrides joined by '+'")
+    return ConfigError(f"--variants entry {entry!r}: cannot read {part!r}")
+
+
+def _variant(entry: str, keys: Collection[str], config_of: ConfigOf) -> Variant:
+    """The entry's `key=value` parts are applied first (after `--set`); its registry names
+    are computed from that config; the explicit parts come last, so they win."""
+    pairs: Overrides = ()
+    names: list[str] = []
+    for part in split_parts(entry, keys):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if sep and key in keys and value:
+            pairs += ((key, value),)
+        elif not sep and part in REGISTRY:
+            names.append(part)
+        else:
+            raise _bad_part(part, keys, entry)
+    refuse_reserved(pairs, f"--variants {entry!r}:")
+    config = config_of(pairs, f"variant {entry!r}")
+    computed: Overrides = sum((REGISTRY[name][1](config) for name in names), ())
+    return Variant(entry, slug(entry), computed + pairs)
+
+
+def parse_variants(text: str, config_of: ConfigOf) -> list[Variant]:
+    """The `--variants` entries; `config_of(pairs, where)` is the search config after `--set`
+    and then `pairs` (`configs.entry_configs`). ConfigError (one line) on an unknown name or
+    key, a malformed part, a field the ablation sets per job, or two entries with one
+    directory name."""
+    keys = frozenset(flatten(config_of((), "--set")))
+    variants = [_variant(entry, keys, config_of) for entry in split_entries(text)]
     if not variants:
         raise ConfigError("--variants is empty; name at least one, e.g. --variants uniform")
     seen: Mapping[str, str] = {}

@@ -29,7 +29,8 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def ints(text: str) -> tuple[int, ...]:
+    """`--seeds 0,1,2` -> (0, 1, 2); argparse's type error otherwise (also the ablation's)."""
     try:
         return tuple(int(v) for v in _names(text))
     except ValueError:
@@ -85,14 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("the grid")
     g.add_argument("--spaces", type=_names, default=("dl", "dr", "ur"),
                    help="search spaces, comma-separated (default dl,dr,ur; '' for none)")
-    g.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="search seeds (default 0,1,2)")
-    g.add_argument("--train_seeds", type=_ints, default=None,
+    g.add_argument("--seeds", type=ints, default=(0, 1, 2), help="search seeds (default 0,1,2)")
+    g.add_argument("--train_seeds", type=ints, default=None,
                    help="retraining seeds (default: --seeds)")
     g.add_argument("--datasets", type=_names, default=("cifar10", "cifar100"),
                    help="retraining datasets (default cifar10,cifar100)")
     g.add_argument("--published", type=_names, default=(),
                    help=f"also retrain these published cells ({', '.join(PUBLISHED)})")
-    g.add_argument("--retrain_search_seeds", type=_ints, default=None,
+    g.add_argument("--retrain_search_seeds", type=ints, default=None,
                    help="retrain only the searches of these seeds (default: all)")
     g.add_argument("--stages", type=_names, default=STAGES,
                    help="search, train or both (default search,train)")

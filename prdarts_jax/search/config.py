@@ -14,6 +14,7 @@ from prdarts_jax.models.formulations import IMPLS
 from prdarts_jax.optim import LR_SCHEDULES
 from prdarts_jax.runtime import config_checks, parallel
 from prdarts_jax.runtime.config_checks import check_dataset, check_types, need
+from prdarts_jax.runtime.flags import flatten
 from prdarts_jax.search.batch_size.controller import validate_limits
 from prdarts_jax.search.bilevel import Hyper
 from prdarts_jax.search.pools import validate_schedule
@@ -227,21 +228,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def _validate_variants(config: ml_collections.ConfigDict) -> None:
     """The options beyond the paper (docs/variants.md)."""
-    n_cycles = len(config.schedule.epochs)
-    for key in ("cells", "tau"):
-        values = tuple(config.schedule[key])
-        need(not values or len(values) == n_cycles,
-             f"config.schedule.{key} has {len(values)} entries for {n_cycles} cycles; give one "
-             f"per cycle, or () for the default")
-    need(all(c >= 3 for c in config.schedule.cells),
-         f"config.schedule.cells={tuple(config.schedule.cells)}: every cycle needs >= 3 cells "
-         "(two reduction cells)")
-    cells = tuple(config.schedule.cells)
-    need(all(a <= b for a, b in zip(cells, cells[1:])),
-         f"config.schedule.cells={cells}: the supernet may only grow or stay from cycle to "
-         "cycle; make the depths non-decreasing")
-    need(all(t > 0 for t in config.schedule.tau),
-         f"config.schedule.tau={tuple(config.schedule.tau)}: temperatures must be > 0")
+    _validate_variant_schedules(config)
     for key, allowed in (("morph_selection", ("uniform", "weighted")),
                          ("relaxation", ("softmax", "gumbel")),
                          ("cost_measure", ("madds", "params"))):
@@ -254,6 +241,47 @@ def _validate_variants(config: ml_collections.ConfigDict) -> None:
     need(config.cost_penalty >= 0, f"config.cost_penalty={config.cost_penalty} must be >= 0")
     need(config.genotype_max_skips is None or config.genotype_max_skips >= 0,
          f"config.genotype_max_skips={config.genotype_max_skips} must be >= 0 (unset: no limit)")
+    _refuse_idle_options(config)
+
+
+def _validate_variant_schedules(config: ml_collections.ConfigDict) -> None:
+    n_cycles = len(config.schedule.epochs)
+    for key in ("cells", "tau"):
+        values = tuple(config.schedule[key])
+        need(not values or len(values) == n_cycles,
+             f"config.schedule.{key} has {len(values)} entries for {n_cycles} cycles; give one "
+             f"per cycle, or () for the default")
+    cells = tuple(config.schedule.cells)
+    need(all(isinstance(c, int) and not isinstance(c, bool) and c >= 3 for c in cells),
+         f"config.schedule.cells={cells}: every cycle needs a whole number >= 3 of cells (two "
+         "reduction cells)")
+    need(all(a <= b for a, b in zip(cells, cells[1:])),
+         f"config.schedule.cells={cells}: the supernet may only grow or stay from cycle to "
+         "cycle; make the depths non-decreasing")
+    need(all(t > 0 for t in config.schedule.tau),
+         f"config.schedule.tau={tuple(config.schedule.tau)}: temperatures must be > 0")
+
+
+_IDLE_UNLESS = (
+    ("schedule.tau", "relaxation", "gumbel"),
+    ("gumbel_hard", "relaxation", "gumbel"),
+    ("morph_temperature", "morph_selection", "weighted"),
+    ("morph_floor", "morph_selection", "weighted"),
+)
+"""(option, switch, value): the option acts only while the switch has that value."""
+
+
+def _refuse_idle_options(config: ml_collections.ConfigDict) -> None:
+    """An option set away from its default while its switch is off would change nothing: a
+    run (or an ablation entry) would be the paper's under another name."""
+    values, defaults = flatten(config), flatten(base_config())
+    for key, switch, on in _IDLE_UNLESS:
+        need(values[key] == defaults[key] or values[switch] == on,
+             f"config.{key}={values[key]!r} has no effect while config.{switch}="
+             f"{values[switch]!r}; set --config.{switch}={on} or leave {key} at its default")
+    need(config.cost_measure == "madds" or config.cost_penalty > 0,
+         f"config.cost_measure={config.cost_measure!r} has no effect while "
+         "config.cost_penalty=0; set a penalty > 0 or leave cost_measure at its default")
 
 
 def check_devices(config: ml_collections.ConfigDict,

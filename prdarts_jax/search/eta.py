@@ -1,8 +1,8 @@
 """How long the rest of a search will take, estimated from its schedule and the epochs so far.
 
 An epoch's cost is taken as proportional to the ops per edge it trains (the supernet runs every
-candidate op) and doubles once the α steps start after the grace epochs (an α step is a second
-forward-backward pass). The measured seconds per unit of that cost (compile time taken out,
+candidate op) and to the supernet's cells (`schedule.cells`, progressive deepening), and doubles
+once the α steps start after the grace epochs (an α step is a second forward-backward pass). The measured seconds per unit of that cost (compile time taken out,
 median of the last three epochs) price the remaining epochs; each cycle still to come adds the
 largest compile time of a cycle so far (a new pool structure compiles anew, and pools of
 morphed convs compile longer than the first cycle's).
@@ -29,7 +29,10 @@ def ops_per_edge(schedule: Mapping, cycle: int) -> int:
 
 def epoch_units(schedule: Mapping, cycle: int, epoch: int) -> float:
     """The relative cost of `epoch` of `cycle`."""
-    return ops_per_edge(schedule, cycle) * (1 if epoch < schedule["grace"][cycle - 1] else 2)
+    cells = tuple(schedule.get("cells", ()) or ())
+    depth = cells[cycle - 1] if cells else 1
+    return (ops_per_edge(schedule, cycle) * depth
+            * (1 if epoch < schedule["grace"][cycle - 1] else 2))
 
 
 def _seconds_per_unit(schedule: Mapping, records: Sequence[Mapping]) -> float | None:

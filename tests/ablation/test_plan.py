@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from prdarts_jax.ablation.configs import search_config
+from prdarts_jax.ablation.configs import entry_configs
 from prdarts_jax.ablation.plan import AblationSpec, build_plan, jobs_of
 from prdarts_jax.ablation.variants import parse_variants
 from prdarts_jax.grid import slurm as grid_slurm
@@ -18,7 +18,7 @@ def _in_repo(monkeypatch):
 
 
 def spec(root="r", seeds=(0, 1), text="uniform,weighted+skips", **kw):
-    variants = tuple(parse_variants(text, search_config("configs/quick.py", ())))
+    variants = tuple(parse_variants(text, entry_configs("configs/quick.py", ())))
     return AblationSpec(root=root, config="configs/quick.py", space="DL", dataset="digits",
                         variants=variants, seeds=seeds, search_set=("channels=4",), **kw)
 

@@ -23,7 +23,7 @@ from prdarts_jax.search.loop import run_search
 from prdarts_jax.search.pools import initial_pools
 from prdarts_jax.search.structure import build_supernet, init_variables
 from prdarts_jax.space.spaces import CELL_TYPES
-from tests.helpers import tiny_config
+from tests.helpers import final_state, tiny_config
 
 C, IMAGE = 4, (8, 8, 1)
 
@@ -98,7 +98,7 @@ def test_same_depth_changes_nothing_and_empty_schedule_is_layers():
 
 @pytest.mark.parametrize("cells, msg", [((3, 5, 4, 8), "only grow or stay"),
                                         ((3, 4), "entries for 4 cycles"),
-                                        ((2, 3, 4, 5), ">= 3 cells")])
+                                        ((2, 3, 4, 5), "whole number >= 3 of cells")])
 def test_bad_cell_schedules_are_refused(cells, msg):
     config = tiny_config("unused")
     config.schedule.cells = cells
@@ -129,7 +129,8 @@ def test_tiny_deepening_search_runs_and_resumes_exactly(tmp_path, digits_dir, ca
     assert genotype is not None
     assert "deepening 3 -> 4 cells: carried cells [0, 1, 2] (moved none), new cells [3]" \
         in caplog.text
-    state = _state_at(straight, _deepening_config(digits_dir), (2, 0, 0))
+    state, meta = final_state(straight, _deepening_config(digits_dir))
+    assert meta["finished"]
     assert sorted(k for k in state["params"] if k.startswith("cell_")) == \
         [f"cell_{i}" for i in range(4)]
     for at in ((1, 0, 0), (2, 0, 0)):  # TERM before the step: stops after it
@@ -138,34 +139,9 @@ def test_tiny_deepening_search_runs_and_resumes_exactly(tmp_path, digits_dir, ca
                        faults=FaultHook(at_position=at, signal_name="TERM"))
     assert run_search(_deepening_config(digits_dir), str(stopped)) == genotype
     assert _metrics(stopped) == _metrics(straight)
-    # the 4-cell state at the start of cycle 2, written by the process that crossed the change
-    _same_arrays(_state_at(stopped, _deepening_config(digits_dir), (2, 0, 0)), state)
-
-
-def _state_at(workdir, config, position):
-    """The train state of the checkpoint at `position` (the finished search's own checkpoint
-    holds the last cycle's state under the final pools, which `final_state` cannot restore)."""
-    import orbax.checkpoint as ocp
-
-    from prdarts_jax.data import dataset_info
-    from prdarts_jax.runtime.checkpoints import Checkpointer, position_id
-    from prdarts_jax.runtime.parallel import data_placement
-    from prdarts_jax.search.config import hyper
-    from prdarts_jax.search.pools import CellPools
-    from prdarts_jax.search.structure import abstract_state
-
-    info, ckpt = dataset_info(config.dataset), Checkpointer(str(workdir))
-    try:
-        step = position_id(*position)
-        meta = ckpt.manager.restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore()))["meta"]
-        net = build_supernet(CellPools.from_json(meta["pools"]), config, info.num_classes,
-                             cycle=position[0])
-        target = abstract_state(net, info, hyper(config), data_placement(1))
-        return jax.device_get(ckpt.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target)))["state"])
-    finally:
-        ckpt.close()
+    # the final 4-cell state, in the run that crossed the depth change after a resume
+    _same_arrays(jax.device_get(final_state(stopped, _deepening_config(digits_dir))[0]),
+                 jax.device_get(state))
 
 
 def test_the_report_shows_the_depths():

@@ -41,3 +41,12 @@ def test_the_largest_compile_so_far_prices_the_cycles_to_come():
 
 def test_no_estimate_before_the_first_epoch():
     assert eta.remaining(SCHEDULE, []) is None
+
+
+def test_a_deepening_schedule_prices_each_cycle_by_its_cells():
+    deepen = {**SCHEDULE, "cells": (3, 4, 6)}
+    assert eta.epoch_units(deepen, 1, 1) == 8 * 3
+    assert eta.epoch_units(deepen, 3, 0) == 4 * 6
+    # 12 units (grace epoch of 3 cells) took 12 s without compiling: 1 s per unit
+    _, search_left = eta.remaining(deepen, [_epoch(1, 0, 12.0)])
+    assert search_left == pytest.approx(2 * 8 * 3 + 2 * 8 * 4 + 2 * 4 * 6)

@@ -158,24 +158,40 @@ def test_uniform_selection_draws_exactly_as_before(name):
     assert digest == _TODAY[name]
 
 
-def test_a_tiny_weighted_search_records_and_saves_its_scores(tmp_path, digits_dir):
-    """The tiny search (two cycles) with weighted morphisms: cycle 1's births carry their
-    kinds' probabilities, cycle 2's record holds the scores judged from them, and the state in
-    each checkpoint (what a resume reads) equals `scores_from` the reports recorded before it."""
+def _weighted_config(digits_dir):
+    """Three one-epoch cycles with children at both boundaries (the second draws by scores)."""
+    from tests.helpers import short_config
+
+    c = short_config(digits_dir, morph_selection="weighted", morph_temperature=0.5)
+    c.max_steps_per_epoch = 2
+    c.schedule.epochs, c.schedule.grace = (1, 1, 1), (0, 0, 0)
+    c.schedule.morphs, c.schedule.keep = (2, 2, 0), (4, 4, 1)
+    return c
+
+
+@pytest.fixture(scope="module")
+def weighted_search(tmp_path_factory, digits_dir):
+    """(workdir, genotype) of the weighted search run straight through."""
+    from prdarts_jax.search.loop import run_search
+
+    workdir = tmp_path_factory.mktemp("weighted")
+    return workdir, run_search(_weighted_config(digits_dir), str(workdir))
+
+
+def test_a_tiny_weighted_search_records_and_saves_its_scores(weighted_search, digits_dir):
+    """The tiny search with weighted morphisms: cycle 1's births carry their kinds'
+    probabilities, cycle 2's record holds the scores judged from them, and the state in each
+    checkpoint (what a resume reads) equals `scores_from` the reports recorded before it."""
     import orbax.checkpoint as ocp
 
     from prdarts_jax.runtime.checkpoints import Checkpointer, position_id
     from prdarts_jax.runtime.metrics import read_metrics
-    from prdarts_jax.search.loop import run_search
     from prdarts_jax.search.statistics import pool_report_from_json
-    from tests.helpers import short_config
 
-    config = short_config(digits_dir, morph_selection="weighted", morph_temperature=0.5)
-    config.schedule.epochs, config.schedule.grace = (1, 1), (0, 0)
-    config.schedule.morphs, config.schedule.keep = (2, 0), (4, 1)
-    assert run_search(config, str(tmp_path)) is not None
+    tmp_path, config = weighted_search[0], _weighted_config(digits_dir)
+    assert weighted_search[1] is not None
     cycles = [r for r in read_metrics(str(tmp_path / "metrics.jsonl")) if r["type"] == "cycle"]
-    assert [r["morph_scores"]["scores"] == [] for r in cycles] == [True, False]
+    assert [r["morph_scores"]["scores"] == [] for r in cycles] == [True, False, False]
     rows = cycles[1]["morph_scores"]["scores"]
     assert sum(r["children"] for r in rows) == sum(
         len(e["added"]) for t in CELL_TYPES for e in cycles[0]["report"][t])
@@ -183,8 +199,9 @@ def test_a_tiny_weighted_search_records_and_saves_its_scores(tmp_path, digits_di
     births = [b for t in CELL_TYPES for e in cycles[0]["report"][t] for b in e["added"]]
     assert births and all(0 < b["kind_probability"] <= 1 for b in births)
     reports = [pool_report_from_json(r["report"]) for r in cycles]
-    assert record(scores_from(reports), temperature=0.5, floor=config.morph_floor) == \
-        cycles[1]["morph_scores"]
+    for c in (1, 2):  # the record of boundary c+1 holds the scores its draws used
+        assert record(scores_from(reports[:c + 1]), temperature=0.5,
+                      floor=config.morph_floor) == cycles[c]["morph_scores"]
     ckpt = Checkpointer(str(tmp_path))
     saved = {step: ckpt.manager.restore(step, args=ocp.args.Composite(
         meta=ocp.args.JsonRestore()))["meta"] for step in ckpt.steps()}
@@ -194,3 +211,29 @@ def test_a_tiny_weighted_search_records_and_saves_its_scores(tmp_path, digits_di
     assert MorphScores.from_json(saved[start_2]["morph_scores"]) == scores_from(reports[:1])
     assert saved[last]["finished"]
     assert MorphScores.from_json(saved[last]["morph_scores"]) == scores_from(reports)
+
+
+def test_a_weighted_search_stopped_and_resumed_draws_as_one_run(tmp_path, digits_dir,
+                                                                weighted_search):
+    """Stopped in cycle 2 (its births await their fate in the checkpoint), the resumed search
+    draws boundary 2's morphisms by the same scores and ends exactly as one run straight
+    through."""
+    from prdarts_jax.errors import SearchInterrupted
+    from prdarts_jax.runtime.interrupts import FaultHook
+    from prdarts_jax.runtime.metrics import read_metrics
+    from prdarts_jax.search.loop import run_search
+
+    def records(workdir):
+        return [{k: v for k, v in r.items() if not k.endswith("seconds") and k != "memory_bytes"}
+                for r in read_metrics(str(workdir / "metrics.jsonl"))]
+
+    straight, genotype = weighted_search
+    with pytest.raises(SearchInterrupted):
+        run_search(_weighted_config(digits_dir), str(tmp_path),
+                   faults=FaultHook(at_position=(2, 0, 1), signal_name="TERM"))
+    assert run_search(_weighted_config(digits_dir), str(tmp_path)) == genotype
+    assert records(tmp_path) == records(straight)
+    cycle_2 = [r for r in records(straight) if r["type"] == "cycle"][1]
+    assert cycle_2["morph_scores"]["scores"]
+    assert all("kind_probability" in b for t in CELL_TYPES for e in cycle_2["report"][t]
+               for b in e["added"])

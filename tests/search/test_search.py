@@ -222,3 +222,31 @@ def test_paper_dl_config_starts_on_cifar_shaped_data(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "w" / "config.json").read_text())["space"] == "DL"
 
 
+
+
+def _close(a, b) -> bool:
+    """Equal, floats to 1e-6 relative (the same machine gives them bit for bit)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_defaults_reproduce_the_search_before_the_variants(straight_search):
+    """The options beyond the paper (docs/variants.md) change nothing at their defaults: the
+    tiny search's genotype and every record (timings and memory aside) are those written by
+    the code before them (commit 7d3acd8, tests/fixtures/tiny_search_before_variants.json)."""
+    path = f"{ROOT}/tests/fixtures/tiny_search_before_variants.json"
+    with open(path) as f:
+        before = json.load(f)
+    workdir, genotype = straight_search
+    assert genotype.to_json() == before["genotype"]
+    records = [{k: v for k, v in r.items()
+                if not k.endswith("seconds") and k not in ("memory_bytes", "memory_usage")}
+               for r in read_metrics(str(workdir / "metrics.jsonl"))]
+    assert [r["type"] for r in records] == [r["type"] for r in before["records"]]
+    for now, then in zip(records, before["records"]):
+        assert _close(now, then), (now.get("type"), now.get("cycle"), now.get("epoch"))
