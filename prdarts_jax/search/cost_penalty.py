@@ -14,16 +14,18 @@ gradient sees it (`bilevel.make_programs`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from prdarts_jax.models.cost import edge_costs
 from prdarts_jax.models.supernet import Supernet
 from prdarts_jax.space.opspec import OpSpec
 from prdarts_jax.space.spaces import CELL_TYPES, NODES
+
+if TYPE_CHECKING:  # the benchmarks import the step programs without ml_collections
+    import ml_collections
 
 REFERENCE_OP = OpSpec.conv(3)
 """The op whose cost on every edge is the unit of E[cost]."""
