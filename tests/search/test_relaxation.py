@@ -17,7 +17,7 @@ from tests.helpers import final_state, tiny_config
 TIMING = ("seconds", "compile_seconds", "memory_bytes")
 
 
-def test_tau_per_cycle_and_the_programs_key():
+def test_tau_per_cycle_and_the_relaxation_that_keys_the_programs():
     config = base_config()
     assert relaxation_of(config) is SOFTMAX
     assert cycle_tau(config, 1) is None and tau_args(config, 1) == ()
