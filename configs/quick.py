@@ -4,8 +4,10 @@
 
 A tiny supernet (C=8, 5 cells) and four short cycles that exercise everything the paper's
 schedule does: pruning with replacement by morphed children (cycles 1–2), pruning only (3) and
-the final pruning to one op per edge (4). Expected cost: a few minutes on a 2-core CPU, most of
-it XLA compiling one program per cycle (the structure changes every cycle).
+the final pruning to one op per edge (4). Expected cost on a 2-core CPU (measured 2026-12-06):
+4.3 min with an empty compilation cache, 61 % of it XLA compiling each cycle's programs (the
+structure changes every cycle); 2 min when run again with that cache (a resume, a rerun), which
+loads them from the program store. Final α-half validation accuracy 0.855.
 """
 
 from prdarts_jax.search.config import base_config
@@ -25,9 +27,11 @@ def get_config():
     config.batch_size = 32
     config.lr_max = 0.05
     config.lr_min = 0.01
+    config.lr_schedule = "reach_min"      # each cycle's last epoch at lr_min: a steadier result
     config.alpha_lr = 3e-3
     config.fuse_grad_programs = True
     config.depthwise_impl = "dense"       # compile-cheap formulations: this run is
     config.pool_impl = "reduce_window"    # dominated by compiling, not by stepping
+    config.cpu_library_fusions = "none"   # no YNNPACK fusions: cached programs load 2-5x faster
     config.log_every = 0
     return config

@@ -4,7 +4,9 @@ records, and a run whose events cannot be written goes on with a warning.
 
 Tags: every number of an epoch record as `epoch/<key>` (step: the epoch counted over the whole
 run); the pool statistics of a `cycle_stats` record as `cycle_<cell>/<key>[/<value>]` (step:
-the cycle); a `cycle` record's compile seconds as `cycle/compile_seconds`. A resumed run writes
+the cycle); a `cycle` record's compile seconds as `cycle/compile_seconds`, and its seconds per
+program and persistent-cache hits and misses as `cycle/compile/programs/<program>`,
+`cycle/compile/cache_hits` and `cycle/compile/cache_misses`. A resumed run writes
 the epochs after its checkpoint again; TensorBoard shows the newest value of a step.
 tensorboardX imports PyTorch when it is installed (2 s here; 0.2 s without it), so it is
 imported at the first record, not at start-up.
@@ -42,7 +44,8 @@ def scalars(record: Mapping[str, Any]) -> list[tuple[str, float]]:
         return [pair for cell in ("normal", "reduce") if isinstance(record.get(cell), Mapping)
                 for pair in _numbers(f"cycle_{cell}", record[cell])]
     if kind == "cycle" and "compile_seconds" in record:
-        return [("cycle/compile_seconds", float(record["compile_seconds"]))]
+        return [("cycle/compile_seconds", float(record["compile_seconds"])),
+                *_numbers("cycle/compile", record.get("compile", {}))]
     return []
 
 

@@ -7,12 +7,14 @@ option the user already named in `XLA_FLAGS` is left as they set it, and `PRDART
 ignore them) and were measured with the jaxlib release series in `TESTED_JAXLIB`; with another
 one nothing is added, because XLA aborts the process on an option it does not know.
 
-What they do and what they gave (README, *Benchmarks against a PyTorch reference*):
-`--xla_cpu_experimental_ynn_fusion_type=+eltwise` lets XLA hand elementwise fusions to YNNPACK,
-which runs them on all cores: a supernet step with dense depthwise convs took 9–18 % less time
-on 2 cores, with the same losses to float32 rounding. With the `shift_vjp` formulation (the CPU
-default, of searches too) it made steps up to six times slower and quadrupled their memory, so
-only a search told to use `dense` depthwise convs opts in (`for_search`).
+What they do and what they gave (docs/performance.md, *XLA:CPU options*):
+The search's options follow its config's `cpu_library_fusions` (`LIBRARY_FUSIONS`), which
+decides the fusions XLA hands to the YNNPACK library. With `dense` depthwise convs, `none` (the
+default there) gave faster steps, less memory and 2–6x faster loads from the persistent cache
+than `+eltwise` or XLA's own choice (measured 2026-12-06, quick and paper-scale supernets), for
+1–5 s more of cold compile. With the `shift_vjp` formulation (the CPU default) YNNPACK
+fusions made steps up to six times slower and quadrupled their memory; those searches keep
+XLA's choice.
 
 `--xla_cpu_prefer_vector_width=512` (XLA:CPU's default is 256-bit vectors) on a CPU with
 AVX-512: the retraining step (DL2, C=36, 20 cells, batch 96, 2 cores) 4984 -> 4645 ms, but the
@@ -26,7 +28,22 @@ import os
 import shlex
 from collections.abc import MutableMapping
 
-CPU_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=+eltwise",)
+from prdarts_jax.errors import ConfigError
+
+LIBRARY_FUSIONS: dict[str, tuple[str, ...]] = {
+    "eltwise": ("--xla_cpu_experimental_ynn_fusion_type=+eltwise",),
+    "xla": (),
+    "none": ("--xla_cpu_experimental_ynn_fusion_type=",),
+}
+"""The search's `cpu_library_fusions` setting → its XLA options. `eltwise`: YNNPACK runs the
+elementwise fusions; `xla`: XLA's own choice; `none`: no YNNPACK fusions at all. Loading a
+program from the persistent cache costs time quadratic in its YNNPACK fusions (each one's
+deserialisation looks its instruction up in the whole module), so `none` loads cached programs
+fastest: the quick search's heaviest gradient program loads in a fraction of the time
+(docs/performance.md, *XLA:CPU options*)."""
+FUSION_CHOICES = ("auto", *LIBRARY_FUSIONS)
+CPU_FLAGS: tuple[str, ...] = LIBRARY_FUSIONS["none"]
+"""What a search with `dense` depthwise convs sets by default (`auto`)."""
 RETRAINING_CPU_FLAGS: tuple[str, ...] = ("--xla_cpu_prefer_vector_width=512",)
 CPUINFO = "/proc/cpuinfo"
 TESTED_JAXLIB = (0, 10)
@@ -90,13 +107,34 @@ def apply(environ: MutableMapping[str, str] | None = None,
     return added
 
 
-def for_search(depthwise_impl: str | None,
-               environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
-    """`apply` for a search whose config asks for `depthwise_impl` ("" or None: the backend's
-    default, `shift_vjp` on a CPU): the options suit the `dense` depthwise formulation only."""
+def check_fusions(fusions: str) -> None:
+    """A one-line ConfigError for a `cpu_library_fusions` value that is not a choice."""
+    if fusions not in FUSION_CHOICES:
+        raise ConfigError(f"config.cpu_library_fusions={fusions!r} is unknown; use one of "
+                          f"{list(FUSION_CHOICES)}")
+
+
+def search_flags(depthwise_impl: str | None, fusions: str = "auto",
+                 environ: MutableMapping[str, str] | None = None) -> tuple[str, ...]:
+    """The options of a search whose config asks for `depthwise_impl` ("" or None: the backend's
+    default, `shift_vjp` on a CPU) and `cpu_library_fusions`=`fusions`; `auto`: `none` with
+    the `dense` depthwise formulation (measured: faster steps, less memory and cache loads than
+    `eltwise` or XLA's choice), XLA's own choice otherwise."""
     environ = os.environ if environ is None else environ
-    impl = depthwise_impl or environ.get(DEPTHWISE_ENV, "")
-    return apply(environ) if impl == "dense" else ()
+    check_fusions(fusions)
+    if fusions == "auto":
+        impl = depthwise_impl or environ.get(DEPTHWISE_ENV, "")
+        fusions = "none" if impl == "dense" else "xla"
+    return LIBRARY_FUSIONS[fusions]
+
+
+def for_search(depthwise_impl: str | None,
+               environ: MutableMapping[str, str] | None = None,
+               fusions: str = "auto") -> tuple[str, ...]:
+    """`apply` with `search_flags`: what the search CLI sets before JAX starts."""
+    environ = os.environ if environ is None else environ
+    flags = search_flags(depthwise_impl, fusions, environ)
+    return apply(environ, flags=flags) if flags else ()
 
 
 def has_avx512(cpuinfo: str = CPUINFO) -> bool:

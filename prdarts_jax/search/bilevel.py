@@ -86,7 +86,7 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool,
     def batch(images, labels, idx, key):
         return data.train_batch(key, images[idx]), labels[idx]
 
-    def grads_wrt(argnums):
+    def grads_wrt(argnums, name):
         def program(params, alphas, batch_stats, images, labels, idx, key, *tau):
             x, y = batch(images, labels, idx, key)
             sample = training_sample(relaxation, key, *tau)  # `tau` is () for softmax
@@ -97,11 +97,12 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool,
             if penalty is not None and g[1] is not None:
                 g, metrics = with_penalty(penalty, alphas, g, metrics)
             return g, bs, metrics
+        program.__name__ = program.__qualname__ = name  # how logs and records name it
         return jax.jit(program)
 
-    both = grads_wrt((0, 1))
-    weight_grads = both if fuse else grads_wrt(0)
-    alpha_grads = both if fuse else grads_wrt(1)
+    both = grads_wrt((0, 1), "grads")
+    weight_grads = both if fuse else grads_wrt(0, "weight_grads")
+    alpha_grads = both if fuse else grads_wrt(1, "alpha_grads")
 
     @jax.jit
     def eval_batch(params, alphas, batch_stats, images, labels, idx, mask):

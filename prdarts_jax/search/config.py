@@ -15,6 +15,7 @@ from prdarts_jax.optim import LR_SCHEDULES
 from prdarts_jax.runtime import config_checks, parallel
 from prdarts_jax.runtime.config_checks import check_dataset, check_types, need
 from prdarts_jax.runtime.flags import flatten
+from prdarts_jax.runtime.xla_options import check_fusions
 from prdarts_jax.search.batch_size.controller import validate_limits
 from prdarts_jax.search.bilevel import Hyper
 from prdarts_jax.search.pools import validate_schedule
@@ -76,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.pool_impl = ""                 # (see models.formulations.IMPLS; native ones compile faster on CPU)
     c.num_devices = 0                # devices of the data-parallel mesh; 0: all (every host)
     c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone
+    c.cpu_library_fusions = "auto"   # XLA:CPU's YNNPACK fusions (runtime/xla_options.py)
     c.fuse_grad_programs = False     # one gradient program for both steps (halves CPU compiles)
     c.log_every = 50
     _beyond_the_paper(c)
@@ -148,6 +150,8 @@ FIELD_DOCS: dict[str, str] = {
     "pool_impl": "formulation of the 3x3 pools; empty: the backend's default",
     "num_devices": "devices of the data-parallel mesh; 0: all (every host)",
     "compilation_cache_dir": "persistent XLA compilation cache; empty: leave JAX's setting alone",
+    "cpu_library_fusions": "XLA:CPU fusions run by YNNPACK: auto (none with dense depthwise "
+                           "convs, else xla), none, eltwise or xla (XLA's own choice)",
     "fuse_grad_programs": "one gradient program for the α and weight steps (halves CPU compiles)",
     "log_every": "steps between log lines when not on a terminal; 0: none",
     "morph_selection": "uniform (the paper) or weighted: morphisms drawn by their children's fate",
@@ -214,6 +218,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         need(config[key] in ("",) + IMPLS[primitive],
              f"config.{key}={config[key]!r} is unknown; use one of {list(IMPLS[primitive])} "
              "or '' for the backend default")
+    check_fusions(config.cpu_library_fusions)
     for key in ("lr_max", "alpha_lr"):
         need(config[key] > 0, f"config.{key}={config[key]} must be > 0")
     need(0 <= config.lr_min <= config.lr_max,

@@ -82,7 +82,7 @@ def _train_epoch(ctx: SearchContext, run: SearchRun, programs: bilevel.StepProgr
     position is the next epoch's start."""
     cycle, epoch, step = run.position
     schedule = ctx.config.schedule
-    t0, c0 = time.time(), compile_timer.total_seconds()
+    t0, c0 = time.time(), compile_timer.snapshot()
     lr = cycle_lr(ctx.config, cycle, epoch)
     steps = _SearchSteps(ctx, run, programs, lr=lr, search=epoch >= schedule.grace[cycle - 1],
                          key=jax.random.fold_in(jax.random.fold_in(ctx.key, 100 + cycle), epoch))
@@ -117,9 +117,9 @@ def _eta_text(ctx: SearchContext) -> str:
 
 
 def _epoch_record(ctx: SearchContext, run: SearchRun, programs: bilevel.StepPrograms, *,
-                  lr: float, t0: float, c0: float) -> dict:
+                  lr: float, t0: float, c0: compile_timer.Tally) -> dict:
     """The epoch's metrics record (validated now); its times count from `t0` (wall clock) and
-    `c0` (compile seconds), so they include the validation."""
+    `c0` (the compile tally), so they include the validation."""
     cycle, epoch, step = run.position
     state, hist = run.state, run.hist
     with announced(f"cycle {cycle} evaluation program", first_use(programs.eval_batch)):
@@ -134,7 +134,8 @@ def _epoch_record(ctx: SearchContext, run: SearchRun, programs: bilevel.StepProg
             "batch_size": int(hist["batch_size"][-1]),
             "batch_size_mean": float(np.mean(hist["batch_size"])), "steps": step,
             "seconds": time.time() - t0,
-            "compile_seconds": compile_timer.total_seconds() - c0,
+            "compile_seconds": compile_timer.total_seconds() - c0.seconds,
+            "compile": compile_timer.since(c0),
             "memory_usage": run.sizer.last_usage, **memory.memory_in_use(),
             "num_devices": ctx.placement.size,
             "grace": epoch < ctx.config.schedule.grace[cycle - 1],
@@ -247,7 +248,7 @@ def end_cycle(ctx: SearchContext, run: SearchRun, net: Supernet) -> Genotype | N
         revisit_after=config.revisit_after, kind_probs=kind_probs)
     ctx.metrics.write({"type": "cycle", "cycle": cycle, "report": report.to_json(),
                        "pools": new_pools.to_json(),
-                       "compile_seconds": _cycle_compile_seconds(ctx.metrics_path, cycle),
+                       **_cycle_compile(ctx.metrics_path, cycle),
                        **morph_record})
     if scores is not None:
         run.morph_scores = morph_scores.with_births(scores, report)
@@ -291,10 +292,14 @@ def _weighted_selection(config: ml_collections.ConfigDict, run: SearchRun, alpha
             {"morph_scores": morph_scores.record(scores, **opts)}, scores)
 
 
-def _cycle_compile_seconds(metrics_path: str, cycle: int) -> float:
-    """Compile seconds summed over the epochs of `cycle` (in metrics.jsonl, so a resumed cycle
-    counts the epochs before the interruption too)."""
-    if not os.path.exists(metrics_path):
-        return 0.0
-    return float(sum(r.get("compile_seconds", 0.0) for r in read_metrics(metrics_path)
-                     if r.get("type") == "epoch" and r["cycle"] == cycle))
+def _cycle_compile(metrics_path: str, cycle: int) -> dict:
+    """`compile_seconds` and `compile` (seconds per program, cache hits and misses) summed over
+    the epochs of `cycle` (in metrics.jsonl, so a resumed cycle counts the epochs before the
+    interruption too)."""
+    seconds, tally = 0.0, compile_timer.add({}, {})
+    if os.path.exists(metrics_path):
+        for r in read_metrics(metrics_path):
+            if r.get("type") == "epoch" and r["cycle"] == cycle:
+                seconds += r.get("compile_seconds", 0.0)
+                tally = compile_timer.add(tally, r.get("compile", {}))
+    return {"compile_seconds": float(seconds), "compile": tally}

@@ -162,7 +162,7 @@ def _evaluated_epoch(epoch: int, config: ml_collections.ConfigDict) -> bool:
 def _train_epoch(ctx: _Context, run: TrainRun) -> None:
     """Epoch `run.epoch` (from where it stands), its test evaluation when due, its record and
     the checkpoint at its end; raises TrainingInterrupted after a signal (saved)."""
-    config, epoch, t0, c0 = ctx.config, run.epoch, time.time(), compile_timer.total_seconds()
+    config, epoch, t0, c0 = ctx.config, run.epoch, time.time(), compile_timer.snapshot()
     lr = cosine_lr(epoch, config.epochs, config.lr, config.lr_min)
     drop_prob = config.drop_path * epoch / config.epochs
     if run.progress is None:
@@ -181,7 +181,8 @@ def _train_epoch(ctx: _Context, run: TrainRun) -> None:
             record["test_loss"], record["test_acc"] = evaluate(
                 ctx.programs, run.state, *ctx.test, config.eval_batch_size, ctx.placement)
     record["seconds"] = time.time() - t0
-    record["compile_seconds"] = compile_timer.total_seconds() - c0
+    record["compile_seconds"] = compile_timer.total_seconds() - c0.seconds
+    record["compile"] = compile_timer.since(c0)
     ctx.metrics.write(record)
     run.epoch, run.progress = epoch + 1, None
     run.save(ctx.ckpt)

@@ -13,7 +13,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from configs import quick  # noqa: E402
+from configs import quick
+
+VOLATILE = ("compile", "memory_bytes")
+"""Record keys that differ between two runs of the same computation, besides those ending in
+`seconds`: what compiling cost (cache hits, seconds per program) and the memory measured."""
+
+
+def without_timings(record, also=()):
+    """`record` without its timings and the other `VOLATILE` keys (and the keys in `also`): what
+    two runs of the same computation (straight and resumed, 1 and 2 processes) agree on."""
+    return {k: v for k, v in record.items()
+            if not k.endswith("seconds") and k not in VOLATILE and k not in also}
 
 
 def tiny_config(data_dir, **overrides):
@@ -24,6 +35,7 @@ def tiny_config(data_dir, **overrides):
     config.schedule.epochs = (2, 2, 1, 1)
     config.schedule.grace = (1, 1, 0, 0)
     config.eval_max_samples = 256
+    config.lr_schedule = "pytorch"      # what the tiny search's recorded results were run with
     config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
     for k, v in overrides.items():
         config[k] = v

@@ -20,11 +20,10 @@ import os
 import pytest
 
 from prdarts_jax.runtime.checkpoints import position_id
-from tests.helpers import multihost, rolled_back_copy
+from tests.helpers import multihost, rolled_back_copy, without_timings
 
 pytestmark = pytest.mark.multihost
 SEARCH = ("-m", "prdarts_jax.search", "--config", "configs/quick.py")
-TIMING = ("seconds", "compile_seconds", "memory_bytes", "memory_source", "memory_usage")
 CHECK = {"PRDARTS_CHECK_REPLICAS": "1"}
 
 
@@ -39,7 +38,7 @@ def _records(workdir, kind=None):
         r = json.loads(line)
         if r.get("type") == "finished" or (kind and r.get("type") != kind):
             continue
-        out.append({k: v for k, v in r.items() if k not in TIMING})
+        out.append(without_timings(r, also=("memory_source", "memory_usage")))
     return out
 
 

@@ -23,6 +23,15 @@ def test_scalars_of_each_record_kind():
                                     "cycle_normal/op_types/conv": 0.75}
     assert scalars({"type": "cycle", "cycle": 1, "compile_seconds": 3}) == [
         ("cycle/compile_seconds", 3.0)]
+    cycle = {"type": "cycle", "cycle": 1, "compile_seconds": 3.5,
+             "compile": {"programs": {"grads": 3.0, "other": 0.5}, "cache_hits": 1,
+                         "cache_misses": 0}}
+    assert dict(scalars(cycle)) == {"cycle/compile_seconds": 3.5,
+                                    "cycle/compile/programs/grads": 3.0,
+                                    "cycle/compile/programs/other": 0.5,
+                                    "cycle/compile/cache_hits": 1.0,
+                                    "cycle/compile/cache_misses": 0.0}
+
     assert scalars({"epoch": 4, "train_loss": 1.5}) == [("epoch/train_loss", 1.5)]
 
 

@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from prdarts_jax.errors import ConfigError
 from prdarts_jax.runtime import xla_options
 
 FLAG = xla_options.CPU_FLAGS[0]
@@ -43,6 +46,24 @@ def test_a_search_sets_them_only_for_dense_depthwise_convs():
     assert xla_options.for_search("", {**env, xla_options.DEPTHWISE_ENV: "dense"}) == (FLAG,)
     assert xla_options.for_search("dense", env) == (FLAG,)
     assert env["XLA_FLAGS"] == FLAG
+
+
+def test_cpu_library_fusions_choose_the_search_flags():
+    none = ("--xla_cpu_experimental_ynn_fusion_type=",)
+    eltwise = ("--xla_cpu_experimental_ynn_fusion_type=+eltwise",)
+    env: dict[str, str] = {}
+    assert xla_options.search_flags("dense", "auto", env) == none == xla_options.CPU_FLAGS
+    assert xla_options.search_flags("shift_vjp", "auto", env) == ()
+    assert xla_options.search_flags("dense", "none", env) == none
+    assert xla_options.search_flags("shift_vjp", "none", env) == none
+    assert xla_options.search_flags("dense", "xla", env) == ()
+    assert xla_options.search_flags("shift_vjp", "eltwise", env) == eltwise
+    assert xla_options.for_search("dense", env, fusions="xla") == () and "XLA_FLAGS" not in env
+
+
+def test_an_unknown_cpu_library_fusions_value_is_one_line():
+    with pytest.raises(ConfigError, match="cpu_library_fusions='ynn' is unknown; use one of"):
+        xla_options.search_flags("dense", "ynn", {})
 
 
 def test_an_untested_jaxlib_gets_nothing():

@@ -23,7 +23,7 @@ from prdarts_jax.search.loop import run_search
 from prdarts_jax.search.pools import initial_pools
 from prdarts_jax.search.structure import build_supernet, init_variables
 from prdarts_jax.space.spaces import CELL_TYPES
-from tests.helpers import final_state, tiny_config
+from tests.helpers import final_state, tiny_config, without_timings
 
 C, IMAGE = 4, (8, 8, 1)
 
@@ -115,8 +115,7 @@ def _deepening_config(data_dir):
 
 
 def _metrics(workdir):
-    return [{k: v for k, v in json.loads(line).items()
-             if k not in ("seconds", "compile_seconds", "memory_bytes")}
+    return [without_timings(json.loads(line))
             for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 

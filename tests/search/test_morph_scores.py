@@ -222,9 +222,10 @@ def test_a_weighted_search_stopped_and_resumed_draws_as_one_run(tmp_path, digits
     from prdarts_jax.runtime.interrupts import FaultHook
     from prdarts_jax.runtime.metrics import read_metrics
     from prdarts_jax.search.loop import run_search
+    from tests.helpers import without_timings
 
     def records(workdir):
-        return [{k: v for k, v in r.items() if not k.endswith("seconds") and k != "memory_bytes"}
+        return [without_timings(r)
                 for r in read_metrics(str(workdir / "metrics.jsonl"))]
 
     straight, genotype = weighted_search

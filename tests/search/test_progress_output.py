@@ -75,7 +75,8 @@ def test_tensorboard_events_are_written_during_the_run(logged_run):
         [r["val_acc"] for r in epochs])
     assert sorted(final["cycle_normal/similarity"]) == [1, 2, 3, 4]
     assert {"epoch/lr", "epoch/batch_size", "epoch/compile_seconds", "epoch/train_loss",
-            "cycle/compile_seconds"} <= set(final)
+            "cycle/compile_seconds", "epoch/compile/programs/grads",
+            "cycle/compile/cache_hits", "cycle/compile/cache_misses"} <= set(final)
 
 
 def test_the_finished_record_holds_the_totals(logged_run):

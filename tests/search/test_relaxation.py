@@ -12,9 +12,7 @@ from prdarts_jax.runtime.interrupts import FaultHook
 from prdarts_jax.search.config import ConfigError, base_config, validate
 from prdarts_jax.search.loop import run_search
 from prdarts_jax.search.relaxation import cycle_tau, relaxation_of, tau_args
-from tests.helpers import final_state, tiny_config
-
-TIMING = ("seconds", "compile_seconds", "memory_bytes")
+from tests.helpers import final_state, tiny_config, without_timings
 
 
 def test_tau_per_cycle_and_the_relaxation_that_keys_the_programs():
@@ -47,7 +45,7 @@ def _records(workdir):
     out = []
     for line in (workdir / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
-        out.append({k: v for k, v in record.items() if k not in TIMING})
+        out.append(without_timings(record))
     return out
 
 

@@ -16,19 +16,12 @@ from prdarts_jax.errors import CheckpointError
 from prdarts_jax.runtime.checkpoints import position_id
 from prdarts_jax.search.config import ConfigError
 from prdarts_jax.search.loop import run_search
-from tests.helpers import ROOT, final_state, tiny_config
-
-TIMING = ("seconds", "compile_seconds", "memory_bytes")
+from tests.helpers import ROOT, final_state, tiny_config, without_timings
 
 
 def _metrics(workdir):
-    out = []
-    for line in (workdir / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        for k in TIMING:
-            record.pop(k, None)
-        out.append(record)
-    return out
+    return [without_timings(json.loads(line))
+            for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
 
@@ -150,5 +143,6 @@ def test_changed_config_is_refused_unless_safe_and_allowed(tmp_path, digits_dir,
         run_search(tiny_config(digits_dir, seed=1, lr_max=0.1), str(workdir))
     with pytest.raises(ConfigError, match="allow_config_changes"):
         run_search(tiny_config(digits_dir, log_every=7), str(workdir))
-    config = tiny_config(digits_dir, log_every=7, allow_config_changes=True)
+    config = tiny_config(digits_dir, log_every=7, cpu_library_fusions="eltwise",
+                         allow_config_changes=True)
     assert run_search(config, str(workdir)) == straight_search[1]

@@ -18,7 +18,7 @@ from prdarts_jax.search.cycle import cycle_lr
 from prdarts_jax.search.loop import run_search
 from prdarts_jax.space.genotypes import load_genotype
 from prdarts_jax.space.spaces import PRESETS
-from tests.helpers import ROOT, tiny_config
+from tests.helpers import ROOT, tiny_config, without_timings
 
 # Measured with this config: val accuracy 0.55-0.75 after the last cycle (chance is 0.10).
 VAL_ACC_FLOOR = 0.3
@@ -46,10 +46,13 @@ def test_quick_search_runs_all_cycles_and_writes_a_genotype(finished):
     counts = [{len(e["ops"]) for t in ("normal", "reduce") for e in c["pools"][t]}
               for c in cycles]
     assert counts == [{4}, {4}, {2}, {1}]
-    for c in cycles:  # compile seconds per cycle: the sum over its epochs
-        assert c["compile_seconds"] == pytest.approx(sum(
-            r["compile_seconds"] for r in records
-            if r["type"] == "epoch" and r["cycle"] == c["cycle"]))
+    for c in cycles:  # compile seconds, cache hits and misses per cycle: sums over its epochs
+        epochs_of = [r for r in records if r["type"] == "epoch" and r["cycle"] == c["cycle"]]
+        assert c["compile_seconds"] == pytest.approx(sum(r["compile_seconds"] for r in epochs_of))
+        for k in ("cache_hits", "cache_misses"):
+            assert c["compile"][k] == sum(r["compile"][k] for r in epochs_of)
+        assert sum(c["compile"]["programs"].values()) == pytest.approx(
+            sum(sum(r["compile"]["programs"].values()) for r in epochs_of), abs=0.01)
     assert cycles[0]["compile_seconds"] > 0
     assert any(b for c in cycles[:2] for t in ("normal", "reduce")
                for e in c["report"][t] for b in e["added"])
@@ -88,6 +91,10 @@ def test_quick_search_learns(finished):
     assert np.isfinite(last["train_loss"])
     first = [r for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"][0]
     assert 0 < first["compile_seconds"] <= first["seconds"]
+    # the first epoch traces and compiles (or loads) the fused gradient program, among others
+    assert "grads" in first["compile"]["programs"]
+    assert sum(first["compile"]["programs"].values()) == pytest.approx(
+        first["compile_seconds"], abs=0.01)
     assert first["memory_bytes"] > 0 and first["memory_source"] == "process_peak_rss"
 
 
@@ -171,8 +178,7 @@ def _variable_batch_config(data_dir):
 
 
 def _epoch_records(workdir):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "compile_seconds",
-                                                     "memory_bytes")}
+    return [without_timings(r)
             for r in read_metrics(str(workdir / "metrics.jsonl")) if r["type"] == "epoch"]
 
 
@@ -244,8 +250,7 @@ def test_defaults_reproduce_the_search_before_the_variants(straight_search):
         before = json.load(f)
     workdir, genotype = straight_search
     assert genotype.to_json() == before["genotype"]
-    records = [{k: v for k, v in r.items()
-                if not k.endswith("seconds") and k not in ("memory_bytes", "memory_usage")}
+    records = [without_timings(r, also=("memory_usage",))
                for r in read_metrics(str(workdir / "metrics.jsonl"))]
     assert [r["type"] for r in records] == [r["type"] for r in before["records"]]
     for now, then in zip(records, before["records"]):
