@@ -5,7 +5,7 @@
 A tiny supernet (C=8, 5 cells) and four short cycles that exercise everything the paper's
 schedule does: pruning with replacement by morphed children (cycles 1–2), pruning only (3) and
 the final pruning to one op per edge (4). Expected cost on a 2-core CPU (measured 2026-12-06):
-4.3 min with an empty compilation cache, 61 % of it XLA compiling each cycle's programs (the
+4.2 min with an empty compilation cache, 61 % of it XLA compiling each cycle's programs (the
 structure changes every cycle); 2 min when run again with that cache (a resume, a rerun), which
 loads them from the program store. Final α-half validation accuracy 0.855.
 """

@@ -7,8 +7,9 @@ import pytest
 
 from prdarts_jax.runtime import compile_cache
 
-compile_cache.enable(os.environ.get("PRDARTS_TEST_XLA_CACHE",
-                                    os.path.join(compile_cache.DEFAULT_DIR, "tests")))
+TEST_XLA_CACHE = os.environ.get("PRDARTS_TEST_XLA_CACHE",
+                                os.path.join(compile_cache.DEFAULT_DIR, "tests"))
+compile_cache.enable(TEST_XLA_CACHE)
 
 
 def pytest_addoption(parser):

@@ -12,7 +12,23 @@ import jax
 from prdarts_jax.kernels.fusion_barrier import materialize
 from prdarts_jax.kernels.primitives import IMPLS, default_impl, use_impls
 
-__all__ = ["IMPLS", "default_impl", "node_state", "use_impls"]
+__all__ = ["IMPLS", "default_impl", "native_setting", "node_state", "prepare", "use_impls"]
+
+
+def native_setting() -> tuple:
+    """What decides, without building anything, whether traced programs call the native CPU
+    kernels here: the backend, `PRDARTS_NATIVE_KERNELS` and the C++ compiler found."""
+    from prdarts_jax.kernels import native_kernels
+    return jax.default_backend(), native_kernels.mode(), native_kernels.compiler()
+
+
+def prepare() -> None:
+    """Makes the native CPU kernels callable in this process (building and registering them
+    where they serve): a program compiled elsewhere that calls them (`loops/program_store.py`)
+    runs only once they are registered."""
+    from prdarts_jax.kernels import native_kernels
+    if jax.default_backend() == "cpu":
+        native_kernels.available()
 
 
 def node_state(x: jax.Array) -> jax.Array:

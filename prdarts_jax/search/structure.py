@@ -13,6 +13,7 @@ import ml_collections
 
 from prdarts_jax.data import DataSpec
 from prdarts_jax.loops.compile import compile_unoptimized
+from prdarts_jax.loops.program_store import StoredProgram, placement_of
 from prdarts_jax.models import formulations
 from prdarts_jax.models.relaxation import SOFTMAX, Relaxation
 from prdarts_jax.models.supernet import Supernet, init_alphas
@@ -98,10 +99,22 @@ def programs_for(net: Supernet, data: DataSpec, h: bilevel.Hyper,
 
 @functools.lru_cache(maxsize=8)
 def _programs(net, data, h, fuse, impls, compile_threads, relaxation=SOFTMAX, penalty=None):
-    del impls
+    """The programs, with the executables of the gradients, the evaluation and the weights'
+    update taken from the program store when it holds them (`loops/program_store.py`)."""
     p = bilevel.make_programs(net, data, h, fuse, relaxation, penalty=penalty)
-    grads = {name: BatchPrograms(getattr(p, name), GRAD_BATCH_ARG, compile_threads)
+    what = repr((net, data, h, fuse, impls, relaxation, penalty))  # all a program depends on
+
+    def identity(program):
+        return f"{program.__name__}|{what}"
+
+    grads = {name: BatchPrograms(getattr(p, name), GRAD_BATCH_ARG, compile_threads,
+                                 identity=identity(getattr(p, name)))
              for name in ("weight_grads", "alpha_grads")}
     if p.weight_grads is p.alpha_grads:
         grads["alpha_grads"] = grads["weight_grads"]
-    return dataclasses.replace(p, **grads)
+    stored = {
+        "eval_batch": StoredProgram(p.eval_batch, identity(p.eval_batch),
+                                    lambda args: placement_of(args[0], args[GRAD_BATCH_ARG])),
+        "update_weights": StoredProgram(p.update_weights, identity(p.update_weights),
+                                        lambda args: placement_of(args[0]))}
+    return dataclasses.replace(p, **grads, **stored)

@@ -103,6 +103,41 @@ def test_same_seed_same_genotype(finished, tmp_path, data_dir):
     assert run_search(tiny_config(data_dir), str(tmp_path / "again")) == genotype
 
 
+_STORED_RUN = """
+import sys
+sys.path.insert(0, {root!r})
+from prdarts_jax.runtime import compile_cache
+compile_cache.enable({cache!r})
+from tests.helpers import tiny_config
+from prdarts_jax.search.loop import run_search
+config = tiny_config({data!r}, max_steps_per_epoch=2)
+config.schedule.epochs, config.schedule.grace = (1, 1), (0, 0)
+config.schedule.morphs, config.schedule.keep = (1, 0), (2, 1)
+run_search(config, {workdir!r})
+"""
+
+
+def test_a_second_process_loads_the_programs_from_the_store_and_computes_the_same(
+        tmp_path, data_dir):
+    """The first process compiles each cycle's programs and stores them; a second process
+    running the same search (as a rerun or a resume does) loads them all from the program
+    store, with no tracing, and writes the same records."""
+    runs = []
+    for name in ("first", "again"):
+        code = _STORED_RUN.format(root=ROOT, cache=str(tmp_path / "xla"), data=str(data_dir),
+                                  workdir=str(tmp_path / name))
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
+                       timeout=600)
+        runs.append(list(read_metrics(str(tmp_path / name / "metrics.jsonl"))))
+    first, again = runs
+    assert [without_timings(r) for r in again] == [without_timings(r) for r in first]
+    counts = {k: [sum(r["compile"][k] for r in run if r["type"] == "epoch") for run in runs]
+              for k in ("store_hits", "store_misses")}
+    # per cycle: the fused gradient program, the evaluation and the weights' update
+    assert counts == {"store_hits": [0, 6], "store_misses": [6, 0]}
+    assert len(list((tmp_path / "xla" / "prdarts_programs").glob("*.pkl"))) == 6
+
+
 def test_finished_workdir_is_left_alone(finished, data_dir):
     workdir, _ = finished
     before = (workdir / "metrics.jsonl").read_text()

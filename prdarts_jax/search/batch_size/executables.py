@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import jax
 
+from prdarts_jax.loops import program_store
+
 log = logging.getLogger("prdarts_jax")
 
 
@@ -39,11 +41,15 @@ class BatchPrograms:
 
     `threads` > 0 enables `prefetch`, which compiles further sizes in that many background
     threads; a call that needs a size being compiled waits for it instead of compiling again.
+    With an `identity` (what the program computes, `loops/program_store.py`) executables come
+    from the program store when it holds them.
     """
 
-    def __init__(self, jitted: Callable, batch_arg: int, threads: int = 0):
+    def __init__(self, jitted: Callable, batch_arg: int, threads: int = 0,
+                 identity: str | None = None):
         self.jitted = jitted
         self.batch_arg = batch_arg
+        self.identity = identity
         self._futures: dict[tuple, concurrent.futures.Future] = {}
         self._lock = threading.Lock()
         self._pool = (concurrent.futures.ThreadPoolExecutor(threads, "prdarts-compile")
@@ -90,7 +96,10 @@ class BatchPrograms:
     def _compile(self, future: concurrent.futures.Future, args: tuple) -> None:
         t0 = time.time()
         try:
-            future.set_result(self.jitted.lower(*args).compile())
+            def lower_and_compile():
+                return self.jitted.lower(*args).compile()
+            future.set_result(lower_and_compile() if self.identity is None else
+                              program_store.compiled(self.identity, args, lower_and_compile))
         except BaseException as err:  # noqa: BLE001 - re-raised where the executable is needed
             future.set_exception(err)
             return
