@@ -60,17 +60,25 @@ def program_name(fun_name: str) -> str:
     return m.group(1) if m else fun_name
 
 
+def _add(name: str, seconds: float) -> None:
+    with _lock:
+        _tally.seconds += seconds
+        _tally.programs[name] = _tally.programs.get(name, 0.0) + seconds
+
+
+def _count(what: str) -> None:
+    with _lock:
+        setattr(_tally, what, getattr(_tally, what) + 1)
+
+
 def _duration_listener(event: str, duration: float, **kwargs) -> None:
     if event in EVENTS:
-        name = program_name(str(kwargs.get("fun_name", OTHER)))
-        with _lock:
-            _tally.seconds += duration
-            _tally.programs[name] = _tally.programs.get(name, 0.0) + duration
+        _add(program_name(str(kwargs.get("fun_name", OTHER))), duration)
         if event == EVENTS[-1]:   # JAX records it in the compiling thread
             _thread.compiles = getattr(_thread, "compiles", 0) + 1
-        if event == EVENTS[-1] and duration >= LOG_ABOVE_SECONDS:
-            log.debug("XLA compiled %s in %.1f s", kwargs.get("fun_name", "a program"),
-                      duration)
+            if duration >= LOG_ABOVE_SECONDS:
+                log.debug("XLA compiled %s in %.1f s", kwargs.get("fun_name", "a program"),
+                          duration)
 
 
 def _event_listener(event: str, **kwargs) -> None:
@@ -78,8 +86,7 @@ def _event_listener(event: str, **kwargs) -> None:
     if event in CACHE_EVENTS:
         if CACHE_EVENTS[event] == "cache_hits":   # JAX records it in the compiling thread
             _thread.cache_hits = getattr(_thread, "cache_hits", 0) + 1
-        with _lock:
-            setattr(_tally, CACHE_EVENTS[event], getattr(_tally, CACHE_EVENTS[event]) + 1)
+        _count(CACHE_EVENTS[event])
 
 
 def _register() -> None:
@@ -93,16 +100,13 @@ def record(name: str, seconds: float) -> None:
     """Adds `seconds` spent getting the program `name` ready outside JAX's compile events (a
     stored executable loaded, `loops/program_store.py`)."""
     _register()
-    with _lock:
-        _tally.seconds += seconds
-        _tally.programs[name] = _tally.programs.get(name, 0.0) + seconds
+    _add(name, seconds)
 
 
 def count(what: str) -> None:
     """One more `store_hits` or `store_misses` (`loops/program_store.py`)."""
     _register()
-    with _lock:
-        setattr(_tally, what, getattr(_tally, what) + 1)
+    _count(what)
 
 
 COUNTS = ("cache_hits", "cache_misses", "store_hits", "store_misses")
