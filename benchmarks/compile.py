@@ -4,8 +4,9 @@
     python benchmarks/compile.py --depthwise shift_vjp --pool separable
     python benchmarks/compile.py --depthwise dense,shift_vjp --pool reduce_window,separable
     python benchmarks/compile.py --channels 16 --layers 8 --image 32 --batch 24,64   # paper scale
+    python benchmarks/compile.py --bn xla,native --fuse     # XLA's BatchNorm vs the C++ kernel
 
-For each formulation (each of `--depthwise` × each of `--pool`, comma-separated lists; see
+For each formulation (each of `--depthwise` × `--pool` × `--bn`, comma-separated lists; see
 `primitives.use_impls`), pool set (the cycle-1 pool and a heavy mid-search pool, the same on
 every edge) and batch size, times the weight-gradient program of `bilevel.make_programs` (as
 the search builds it) in three stages, `jitted.trace(...)`, `.lower()`, `.compile()`, then its
@@ -82,7 +83,7 @@ def _measure(spec: dict) -> Iterator[dict]:
     labels = jnp.asarray(rng.integers(0, info.num_classes, n), jnp.int32)
     key = jax.random.PRNGKey(0)
     nets: dict = {}
-    with primitives.use_impls(spec["depthwise"], spec["pool"]):
+    with primitives.use_impls(spec["depthwise"], spec["pool"], spec["bn"]):
         for pool, b in spec["jobs"]:
             if pool not in nets:
                 edges = tuple(tuple(OpSpec.parse(o) for o in POOLS[pool]) for _ in range(14))
@@ -160,6 +161,7 @@ def main() -> None:
                     "dense,shift_vjp")
     ap.add_argument("--pool", default="reduce_window", help="formulations to time, e.g. "
                     "reduce_window,separable")
+    ap.add_argument("--bn", default="xla", help="BatchNorm formulations to time: xla,native")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--fuse", action="store_true",
                     help="time the fused program (gradients w.r.t. weights and α)")
@@ -180,33 +182,33 @@ def main() -> None:
     print(f"jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} CPUs; "
           f"C={args.channels}, {args.layers} cells, {args.image}x{args.image} images, "
           f"{'fused' if args.fuse else 'weight'} gradient program\n")
-    print("| depthwise | pool impl | pool set | b | trace s | lower s | compile s (cold) "
+    print("| depthwise | pool impl | BN | pool set | b | trace s | lower s | compile s (cold) "
           "| load s (warm) | step s | probe MiB |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     cap = args.max_memory_gib
     if cap is None:
         cap = system_memory_bytes() / 2**31 if jax.default_backend() == "cpu" else 0
     limit = int(cap * 2**30)
     jobs = [(p, int(b)) for p in args.pools.split(",") for b in args.batch.split(",")]
-    for dw in args.depthwise.split(","):
-        for pi in args.pool.split(","):
-            with tempfile.TemporaryDirectory(prefix="prdarts-xla-") as cache:
-                spec = {"cache": cache, "depthwise": dw, "pool": pi, "jobs": jobs,
-                        "channels": args.channels, "layers": args.layers, "image": args.image,
-                        "repeats": args.repeats, "fuse": args.fuse}
-                cold = _run_jobs(spec, limit)
-                done = [j for j in jobs if "error" not in cold[j]]
-                warm = _run_jobs({**spec, "jobs": done}, limit) if done else {}
-            for job in jobs:
-                c, w = cold[job], warm.get(job, {})
-                head = f"| {dw} | {pi} | {job[0]} | {job[1]} |"
-                if "error" in c:
-                    print(f"{head} failed: {c['error']} | | | | | |", flush=True)
-                    continue
-                load = f"{w['compile']:.2f}" if "compile" in w else w.get("error", "—")
-                print(f"{head} {c['trace']:.2f} | {c['lower']:.2f} | {c['compile']:.2f} | "
-                      f"{load} | {c['step']:.4f} | {c['mib']:.1f} |", flush=True)
-
+    combos = [(dw, pi, bn) for dw in args.depthwise.split(",") for pi in args.pool.split(",")
+              for bn in args.bn.split(",")]
+    for dw, pi, bn in combos:
+        with tempfile.TemporaryDirectory(prefix="prdarts-xla-") as cache:
+            spec = {"cache": cache, "depthwise": dw, "pool": pi, "bn": bn, "jobs": jobs,
+                    "channels": args.channels, "layers": args.layers, "image": args.image,
+                    "repeats": args.repeats, "fuse": args.fuse}
+            cold = _run_jobs(spec, limit)
+            done = [j for j in jobs if "error" not in cold[j]]
+            warm = _run_jobs({**spec, "jobs": done}, limit) if done else {}
+        for job in jobs:
+            c, w = cold[job], warm.get(job, {})
+            head = f"| {dw} | {pi} | {bn} | {job[0]} | {job[1]} |"
+            if "error" in c:
+                print(f"{head} failed: {c['error']} | | | | | |", flush=True)
+                continue
+            load = f"{w['compile']:.2f}" if "compile" in w else w.get("error", "—")
+            print(f"{head} {c['trace']:.2f} | {c['lower']:.2f} | {c['compile']:.2f} | "
+                  f"{load} | {c['step']:.4f} | {c['mib']:.1f} |", flush=True)
 
 if __name__ == "__main__":
     main()

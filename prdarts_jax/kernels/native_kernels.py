@@ -40,9 +40,13 @@ import numpy as np
 
 ENV = "PRDARTS_NATIVE_KERNELS"
 CACHE_ENV = "PRDARTS_NATIVE_CACHE"
-SOURCE = Path(__file__).with_name("native") / "depthwise_conv.cc"
+NATIVE = Path(__file__).with_name("native")
+SOURCES = (NATIVE / "depthwise_conv.cc", NATIVE / "batch_norm.cc")
+HEADERS = (NATIVE / "parallel.h",)
 TARGETS = {"prdarts_depthwise_conv": "PrdartsDepthwiseConv",
-           "prdarts_depthwise_kernel_grad": "PrdartsDepthwiseKernelGrad"}
+           "prdarts_depthwise_kernel_grad": "PrdartsDepthwiseKernelGrad",
+           "prdarts_batch_norm_forward": "PrdartsBatchNormForward",
+           "prdarts_batch_norm_backward": "PrdartsBatchNormBackward"}
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 _MODES = {"auto": "auto", "": "auto", "on": "auto", "1": "auto",
           "off": "off", "0": "off", "false": "off", "no": "off"}
@@ -97,7 +101,8 @@ def _compiler_version(cxx: str) -> str:
 def library_path(cxx: str, environ: Mapping[str, str] = os.environ) -> Path:
     """Where the library built by `cxx` from the current source for this CPU is cached."""
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), _compiler_version(cxx).encode(), " ".join(FLAGS).encode(),
+    parts = [f.read_bytes() for f in (*SOURCES, *HEADERS)]
+    for part in (*parts, _compiler_version(cxx).encode(), " ".join(FLAGS).encode(),
                  jaxlib.__version__.encode(), _cpu_signature().encode()):
         key.update(part)
         key.update(b"\0")
@@ -119,7 +124,7 @@ def build(environ: Mapping[str, str] = os.environ) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(fd)
-    cmd = [cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", tmp]
+    cmd = [cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o", tmp]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
@@ -202,3 +207,25 @@ def depthwise_conv(x: jax.Array, w: jax.Array, out_hw: tuple[int, int], stride: 
     out = jax.ShapeDtypeStruct((x.shape[0], *out_hw, x.shape[-1]), jnp.float32)
     call = jax.ffi.ffi_call("prdarts_depthwise_conv", out, vmap_method="sequential")
     return call(x, w, stride=np.int32(stride), dilation=np.int32(dilation), pad=np.int32(pad))
+
+
+def batch_norm_forward(x: jax.Array, ra_mean: jax.Array, ra_var: jax.Array, momentum: float,
+                       eps: float) -> tuple[jax.Array, ...]:
+    """Training-mode BatchNorm without affine of `x` (M, C), float32, through the native
+    kernel: (y, mean, 1/sqrt(var + eps), the running mean and unbiased running variance updated
+    with `momentum` (the old value's weight)). Not differentiable: `kernels/batch_norm.py` wraps
+    it in a custom VJP."""
+    c = x.shape[-1]
+    stat = jax.ShapeDtypeStruct((c,), jnp.float32)
+    call = jax.ffi.ffi_call("prdarts_batch_norm_forward",
+                            (jax.ShapeDtypeStruct(x.shape, jnp.float32), stat, stat, stat, stat),
+                            vmap_method="sequential")
+    return tuple(call(x, ra_mean, ra_var, momentum=np.float32(momentum), eps=np.float32(eps)))
+
+
+def batch_norm_backward(g: jax.Array, x: jax.Array, mean: jax.Array, inv: jax.Array
+                        ) -> jax.Array:
+    """The input gradient of `batch_norm_forward`'s y for the cotangent `g` (M, C)."""
+    call = jax.ffi.ffi_call("prdarts_batch_norm_backward",
+                            jax.ShapeDtypeStruct(x.shape, jnp.float32), vmap_method="sequential")
+    return call(g, x, mean, inv)

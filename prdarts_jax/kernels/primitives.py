@@ -72,20 +72,25 @@ IMPLS: dict[str, tuple[str, ...]] = {
     "depthwise_conv": ("grouped", "dense", "shift", "shift_vjp", "blockdiag"),
     "max_pool3": ("reduce_window", "separable"),
     "avg_pool3": ("reduce_window", "separable"),
+    "batch_norm": ("xla", "native"),
 }
 
 ENV_VARS: dict[str, str] = {
     "depthwise_conv": "PRDARTS_DEPTHWISE_IMPL",
     "max_pool3": "PRDARTS_POOL_IMPL",
     "avg_pool3": "PRDARTS_POOL_IMPL",
+    "batch_norm": "PRDARTS_BN_IMPL",
 }
 
 # CPU: fastest forward+backward in benchmarks/ops.py (batch 32, 32x32, C=16 and 64).
 # GPU/TPU: the native ops, which cuDNN / the TPU compiler handle well.
 _DEFAULTS: dict[str, dict[str, str]] = {
-    "cpu": {"depthwise_conv": "shift_vjp", "max_pool3": "separable", "avg_pool3": "separable"},
-    "gpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window"},
-    "tpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window"},
+    "cpu": {"depthwise_conv": "shift_vjp", "max_pool3": "separable", "avg_pool3": "separable",
+            "batch_norm": "xla"},
+    "gpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window",
+            "batch_norm": "xla"},
+    "tpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window",
+            "batch_norm": "xla"},
 }
 _BACKEND_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
 
@@ -126,7 +131,8 @@ _OVERRIDES: dict[str, str] = {}
 
 
 @contextlib.contextmanager
-def use_impls(depthwise: str | None = None, pool: str | None = None) -> Iterator[None]:
+def use_impls(depthwise: str | None = None, pool: str | None = None,
+              batch_norm: str | None = None) -> Iterator[None]:
     """Within the block, traces use these formulations (None: keep the default).
 
     Formulations differ in compile time as well as run time: on a CPU the native ops
@@ -138,6 +144,8 @@ def use_impls(depthwise: str | None = None, pool: str | None = None) -> Iterator
         new["depthwise_conv"] = _check_impl("depthwise_conv", depthwise)
     if pool:
         new["max_pool3"] = new["avg_pool3"] = _check_impl("max_pool3", pool)
+    if batch_norm:
+        new["batch_norm"] = _check_impl("batch_norm", batch_norm)
     saved = dict(_OVERRIDES)
     _OVERRIDES.update(new)
     try:

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from prdarts_jax.kernels import primitives
+from prdarts_jax.kernels.batch_norm import normalize_train
 from prdarts_jax.kernels.pointwise import pointwise
 from prdarts_jax.space.opspec import INITIAL_POOL, OpSpec
 
@@ -42,42 +43,6 @@ def uniform_fan_in(fan_in: int) -> Callable[..., jax.Array]:
     return init
 
 
-def _batch_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean and biased variance over all axes but the last."""
-    axes = tuple(range(x.ndim - 1))
-    mean = jnp.mean(x, axes)
-    return mean, jnp.mean(jnp.square(x - mean), axes)
-
-
-@jax.custom_vjp
-def _normalize(x: jax.Array) -> jax.Array:
-    """``x`` normalized with its own batch statistics (training-mode BatchNorm without affine).
-
-    A custom VJP with the textbook backward, one pass for the two channel sums and one for the
-    input gradient, instead of autodiff's chain through the mean and the variance.
-    """
-    return _normalize_fwd(x)[0]
-
-
-def _normalize_fwd(x: jax.Array) -> tuple[jax.Array, tuple]:
-    mean, var = _batch_moments(x)
-    inv = jax.lax.rsqrt(var + BN_EPS)
-    return (x - mean) * inv, (x, mean, inv)
-
-
-def _normalize_bwd(res: tuple, g: jax.Array) -> tuple[jax.Array]:
-    x, mean, inv = res
-    axes = tuple(range(x.ndim - 1))
-    n = math.prod(x.shape[:-1])
-    xhat = (x - mean) * inv
-    g_mean = jnp.sum(g, axes) / n
-    gx_mean = jnp.sum(g * xhat, axes) / n
-    return (inv * (g - g_mean - xhat * gx_mean),)
-
-
-_normalize.defvjp(_normalize_fwd, _normalize_bwd)
-
-
 class BatchNorm(nn.Module):
     """BatchNorm over N, H, W with PyTorch semantics (momentum 0.1, eps 1e-5, unbiased running var).
 
@@ -92,14 +57,10 @@ class BatchNorm(nn.Module):
         ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
         ra_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
         if train:
-            y = _normalize(x)
+            y, new_mean, new_var = normalize_train(x, ra_mean.value, ra_var.value,
+                                                   momentum=BN_MOMENTUM, eps=BN_EPS)
             if not self.is_initializing():
-                # the same reductions as inside _normalize: XLA computes them once (CSE)
-                mean, var = _batch_moments(jax.lax.stop_gradient(x))
-                n = math.prod(x.shape[:-1])
-                unbiased = var * (n / max(n - 1, 1))
-                ra_mean.value = BN_MOMENTUM * ra_mean.value + (1 - BN_MOMENTUM) * mean
-                ra_var.value = BN_MOMENTUM * ra_var.value + (1 - BN_MOMENTUM) * unbiased
+                ra_mean.value, ra_var.value = new_mean, new_var
         else:
             y = (x - ra_mean.value) * jax.lax.rsqrt(ra_var.value + BN_EPS)
         if self.affine:

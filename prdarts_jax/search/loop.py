@@ -40,7 +40,7 @@ def run_search(config: ml_collections.ConfigDict, workdir: str, *,
     validate(config)
     placement = check_devices(config)
     compile_cache.enable(config.compilation_cache_dir)
-    with (formulations.use_impls(config.depthwise_impl, config.pool_impl),
+    with (formulations.use_impls(config.depthwise_impl, config.pool_impl, config.bn_impl),
           interrupts.StopFlag() as stop):
         return _search(config, workdir, stop=stop, faults=faults, placement=placement)
 

@@ -36,6 +36,7 @@ def tiny_config(data_dir, **overrides):
     config.schedule.grace = (1, 1, 0, 0)
     config.eval_max_samples = 256
     config.lr_schedule = "pytorch"      # what the tiny search's recorded results were run with
+    config.bn_impl = "xla"              # (the same); tests/kernels/test_batch_norm.py: native
     config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
     for k, v in overrides.items():
         config[k] = v

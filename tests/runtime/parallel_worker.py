@@ -69,7 +69,7 @@ def max_differences(data_dir: str) -> dict:
     key = jax.random.PRNGKey(0)
     alphas = jax.device_get(init_alphas(jax.random.fold_in(key, 1), net.normal, net.reduce,
                                         config.alpha_init_scale))
-    with primitives.use_impls(config.depthwise_impl, config.pool_impl):
+    with primitives.use_impls(config.depthwise_impl, config.pool_impl, config.bn_impl):
         variables = jax.device_get(init_variables(net, jax.random.fold_in(key, 2),
                                                   info.image_shape, alphas))
         one, eight = (steps_on(n, config, variables, alphas, images, labels) for n in (1, 8))

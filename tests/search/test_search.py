@@ -161,6 +161,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, data_dir):
     ("cell_output", "sum", "config.cell_output"),
     ("lr_schedule", "linear", "config.lr_schedule"),
     ("genotype_edge_score", "mean", "config.genotype_edge_score"),
+    ("bn_impl", "cudnn", "config.bn_impl='cudnn' is unknown"),
 ])
 def test_bad_config_values_fail_before_any_work(key, value, msg, tmp_path):
     config = base_config()
@@ -168,6 +169,20 @@ def test_bad_config_values_fail_before_any_work(key, value, msg, tmp_path):
     with pytest.raises(ConfigError, match=msg):
         run_search(config, str(tmp_path / "w"))
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("bn_impl, want", [("", "xla"), ("xla", "xla"), ("native", "native")])
+def test_the_search_traces_with_the_batch_norm_of_its_config(bn_impl, want, monkeypatch,
+                                                               tmp_path):
+    from prdarts_jax.models import formulations
+    from prdarts_jax.search import loop
+
+    seen = []
+    monkeypatch.setattr(loop, "_search", lambda *a, **k: seen.append(
+        formulations.default_impl("batch_norm")))
+    loop.run_search(tiny_config(tmp_path / "tfds", bn_impl=bn_impl), str(tmp_path / "w"))
+    assert seen == [want]
+    assert formulations.default_impl("batch_norm") == "xla"
 
 
 @pytest.mark.parametrize("field, value, msg", [

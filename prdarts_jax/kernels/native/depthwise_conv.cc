@@ -12,17 +12,16 @@
 // so results are the same on every run) that run on XLA's intra-op thread pool; the kernel
 // gradient's partial sums per block are added in double precision, in block order.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "parallel.h"
 
 namespace ffi = xla::ffi;
+using prdarts::ForBlocks;
 
 namespace {
 
@@ -56,32 +55,6 @@ void PadImage(const Geometry& q, const float* x, int64_t n, float* xs) {
     for (int64_t col = 0; col < q.w; ++col)
       std::memcpy(xs + ((r + q.p) * wp + col + q.p) * cp, x + ((n * q.h + r) * q.w + col) * q.c,
                   q.c * sizeof(float));
-}
-
-// Runs fn(block, n0, n1) for a fixed split of the n images into blocks, on the calling thread
-// and XLA's pool. Blocks are claimed from a counter, so the caller never waits for a task that
-// has not started: a pool busy elsewhere cannot deadlock it.
-void ForBlocks(ffi::ThreadPool& pool, int64_t n, int64_t blocks,
-               std::function<void(int64_t, int64_t, int64_t)> fn) {
-  struct Shared {
-    std::function<void(int64_t, int64_t, int64_t)> fn;
-    int64_t n, blocks;
-    std::atomic<int64_t> next{0}, done{0};
-    void Drain() {
-      for (int64_t b; (b = next.fetch_add(1)) < blocks;) {
-        fn(b, n * b / blocks, n * (b + 1) / blocks);
-        done.fetch_add(1, std::memory_order_release);
-      }
-    }
-  };
-  auto shared = std::make_shared<Shared>();
-  shared->fn = std::move(fn);
-  shared->n = n;
-  shared->blocks = blocks;
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), blocks - 1);
-  for (int64_t t = 0; t < helpers; ++t) pool.Schedule([shared] { shared->Drain(); });
-  shared->Drain();
-  while (shared->done.load(std::memory_order_acquire) < blocks) std::this_thread::yield();
 }
 
 int64_t Blocks(int64_t n) { return std::max<int64_t>(1, std::min(n, kMaxBlocks)); }
