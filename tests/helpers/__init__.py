@@ -36,7 +36,8 @@ def tiny_config(data_dir, **overrides):
     config.schedule.grace = (1, 1, 0, 0)
     config.eval_max_samples = 256
     config.lr_schedule = "pytorch"      # what the tiny search's recorded results were run with
-    config.bn_impl = "xla"              # (the same); tests/kernels/test_batch_norm.py: native
+    config.depthwise_impl = "dense"     # (the same formulations; kernels/ tests the native ones)
+    config.bn_impl = "xla"
     config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
     for k, v in overrides.items():
         config[k] = v
