@@ -44,7 +44,9 @@ class MixedEdge(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, weights: jax.Array, train: bool) -> jax.Array:
         chex.assert_shape(weights, (len(self.ops),))
-        outs = [make_op(op, self.c, self.stride, False, name=str(op))(x, train) for op in self.ops]
+        once = not self.is_initializing()  # (initialising draws: the inlined modules' streams)
+        outs = [make_op(op, self.c, self.stride, False, name=str(op), traced_once=once)(x, train)
+                for op in self.ops]
         return sum(w * y for w, y in zip(weights, outs))
 
 
