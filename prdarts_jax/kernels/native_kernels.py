@@ -41,12 +41,16 @@ import numpy as np
 ENV = "PRDARTS_NATIVE_KERNELS"
 CACHE_ENV = "PRDARTS_NATIVE_CACHE"
 NATIVE = Path(__file__).with_name("native")
-SOURCES = (NATIVE / "depthwise_conv.cc", NATIVE / "batch_norm.cc")
+SOURCES = (NATIVE / "depthwise_conv.cc", NATIVE / "batch_norm.cc", NATIVE / "pool.cc")
 HEADERS = (NATIVE / "parallel.h",)
 TARGETS = {"prdarts_depthwise_conv": "PrdartsDepthwiseConv",
            "prdarts_depthwise_kernel_grad": "PrdartsDepthwiseKernelGrad",
            "prdarts_batch_norm_forward": "PrdartsBatchNormForward",
-           "prdarts_batch_norm_backward": "PrdartsBatchNormBackward"}
+           "prdarts_batch_norm_backward": "PrdartsBatchNormBackward",
+           "prdarts_max_pool3": "PrdartsMaxPool3",
+           "prdarts_max_pool3_grad": "PrdartsMaxPool3Grad",
+           "prdarts_avg_pool3": "PrdartsAvgPool3",
+           "prdarts_avg_pool3_grad": "PrdartsAvgPool3Grad"}
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 _MODES = {"auto": "auto", "": "auto", "on": "auto", "1": "auto",
           "off": "off", "0": "off", "false": "off", "no": "off"}
@@ -229,3 +233,21 @@ def batch_norm_backward(g: jax.Array, x: jax.Array, mean: jax.Array, inv: jax.Ar
     call = jax.ffi.ffi_call("prdarts_batch_norm_backward",
                             jax.ShapeDtypeStruct(x.shape, jnp.float32), vmap_method="sequential")
     return call(g, x, mean, inv)
+
+
+def pool3(kind: str, x: jax.Array, stride: int) -> jax.Array:
+    """3x3 `kind` ("max" or "avg") pool of `x` (N, H, W, C), padding 1, float32, through the
+    native kernel (padding never wins a max and is not counted in an average). Not
+    differentiable: `primitives` wraps it in a custom VJP."""
+    n, h, w, c = x.shape
+    out = jax.ShapeDtypeStruct((n, (h - 1) // stride + 1, (w - 1) // stride + 1, c), jnp.float32)
+    call = jax.ffi.ffi_call(f"prdarts_{kind}_pool3", out, vmap_method="sequential")
+    return call(x, stride=np.int32(stride))
+
+
+def pool3_grad(kind: str, x: jax.Array, g: jax.Array, stride: int) -> jax.Array:
+    """The input gradient of `pool3(kind, x, stride)` for the cotangent `g`; a max's goes to the
+    first maximal tap of each window (row-major)."""
+    call = jax.ffi.ffi_call(f"prdarts_{kind}_pool3_grad",
+                            jax.ShapeDtypeStruct(x.shape, jnp.float32), vmap_method="sequential")
+    return call(x, g, stride=np.int32(stride))

@@ -24,6 +24,12 @@ for that.  The same holds for the ``"separable"`` average pool at stride 1, whos
 backward is written out too (the window sum is its own transpose); use
 ``"reduce_window"`` for forward mode.
 
+Pool formulations: ``"reduce_window"``, ``"separable"`` (rows then columns of shifted
+slices) and ``"native"`` (on the CPU, for float32, one call of a compiled C++ kernel forward
+and one backward, which XLA has nothing to compile for; first order only; elsewhere it computes
+as ``"reduce_window"``). The BatchNorm's formulations (``"xla"``, ``"native"``) live in
+`batch_norm`.
+
 Layout is NHWC throughout.  Depthwise kernels always use the canonical
 ``(k, k, C)`` layout, whatever the formulation, so parameters and checkpoints do
 not depend on it.  Padding follows PyTorch: symmetric ``((k - 1) * dilation) // 2``
@@ -70,8 +76,8 @@ __all__ = [
 
 IMPLS: dict[str, tuple[str, ...]] = {
     "depthwise_conv": ("grouped", "dense", "shift", "shift_vjp", "blockdiag"),
-    "max_pool3": ("reduce_window", "separable"),
-    "avg_pool3": ("reduce_window", "separable"),
+    "max_pool3": ("reduce_window", "separable", "native"),
+    "avg_pool3": ("reduce_window", "separable", "native"),
     "batch_norm": ("xla", "native"),
 }
 
@@ -436,12 +442,33 @@ def _counts(size: int, stride: int) -> np.ndarray:
     return (np.minimum(starts + 2, size - 1) - np.maximum(starts, 0) + 1).astype(np.float32)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 2))
+def _pool_native(kind, x, stride):
+    """The ``"native"`` pools: one native kernel call forward and one backward (first order
+    only). Elsewhere (another backend or dtype, no C++ compiler) ``"native"`` computes as
+    ``"reduce_window"``."""
+    return native_kernels.pool3(kind, x, stride)
+
+
+def _pool_native_fwd(kind, x, stride):
+    return _pool_native(kind, x, stride), x
+
+
+def _pool_native_bwd(kind, stride, x, g):
+    return (native_kernels.pool3_grad(kind, x, g, stride),)
+
+
+_pool_native.defvjp(_pool_native_fwd, _pool_native_bwd)
+
+
 def max_pool3(x: jax.Array, *, stride: int = 1, impl: str | None = None) -> jax.Array:
     """3x3 max pool of ``x`` (N, H, W, C), padding 1 (padded values never win).
 
     ``impl`` is one of ``IMPLS["max_pool3"]``; ``None`` means ``default_impl("max_pool3")``.
     """
     impl = _resolve("max_pool3", impl)
+    if impl == "native" and native_kernels.use_for(x):
+        return _pool_native("max", x, stride)
     init = _pad_value(x.dtype)
     if impl == "separable":
         return _separable(x, stride, init, lax.max)
@@ -454,6 +481,8 @@ def avg_pool3(x: jax.Array, *, stride: int = 1, impl: str | None = None) -> jax.
     ``impl`` is one of ``IMPLS["avg_pool3"]``; ``None`` means ``default_impl("avg_pool3")``.
     """
     impl = _resolve("avg_pool3", impl)
+    if impl == "native" and native_kernels.use_for(x):
+        return _pool_native("avg", x, stride)
     zero = np.asarray(0, x.dtype)
     if impl == "separable":
         total = _box_sum3(x) if stride == 1 else _separable(x, stride, zero, lax.add)

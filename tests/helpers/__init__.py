@@ -37,6 +37,7 @@ def tiny_config(data_dir, **overrides):
     config.eval_max_samples = 256
     config.lr_schedule = "pytorch"      # what the tiny search's recorded results were run with
     config.depthwise_impl = "dense"     # (the same formulations; kernels/ tests the native ones)
+    config.pool_impl = "reduce_window"
     config.bn_impl = "xla"
     config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
     for k, v in overrides.items():
