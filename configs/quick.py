@@ -11,7 +11,7 @@ rerun), which loads them from the program store (24 % compiling). Final α-half 
 accuracy 0.836. Without a C++ compiler (XLA's formulations) about 4 min cold.
 """
 
-from prdarts_jax.kernels.native_kernels import compiler
+from prdarts_jax.kernels import native_kernels
 from prdarts_jax.search.config import base_config
 
 
@@ -35,8 +35,9 @@ def get_config():
     # The backend's depthwise conv (on a CPU `shift_vjp`, compiled C++ kernels), and BatchNorms
     # and pools as C++ kernels on the CPU: about 60 % less for XLA to compile and steps 2-4x
     # faster than XLA's own (docs/performance.md). Without a C++ compiler, the XLA
-    # formulations that compile fastest.
-    config.depthwise_impl = "" if compiler() is not None else "dense"
+    # formulations that compile fastest (also with PRDARTS_NATIVE_KERNELS=off).
+    native = native_kernels.mode() != "off" and native_kernels.compiler() is not None
+    config.depthwise_impl = "" if native else "dense"
     config.bn_impl = "native"
     config.pool_impl = "native"           # (`reduce_window` where the kernels cannot be built)
     config.cpu_library_fusions = "none"   # no YNNPACK fusions: cached programs load 2-5x faster

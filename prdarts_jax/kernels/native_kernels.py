@@ -181,8 +181,9 @@ def available() -> bool:
 
 @functools.cache
 def _warn_once(reason: str) -> None:
-    log.warning("native CPU kernels unavailable (%s): the depthwise convs run as XLA "
-                "formulations, which are slower; %s=off silences this", reason, ENV)
+    log.warning("native CPU kernels unavailable (%s): the depthwise convs (and native pools "
+                "and BatchNorms) run as XLA formulations, which are slower; %s=off silences "
+                "this", reason, ENV)
 
 
 def use_for(*arrays: jax.Array) -> bool:

@@ -116,8 +116,8 @@ def _check_impl(primitive: str, impl: str, source: str = "impl") -> str:
 def default_impl(primitive: str, backend: str | None = None) -> str:
     """The formulation ``primitive`` uses when ``impl=None`` on ``backend``.
 
-    An environment override (``PRDARTS_DEPTHWISE_IMPL``, ``PRDARTS_POOL_IMPL``)
-    wins over the per-backend table; ``backend`` defaults to
+    An environment override (``PRDARTS_DEPTHWISE_IMPL``, ``PRDARTS_POOL_IMPL``,
+    ``PRDARTS_BN_IMPL``) wins over the per-backend table; ``backend`` defaults to
     ``jax.default_backend()``.  Unknown backends get the GPU/TPU choice (the
     native ops).
     """

@@ -11,6 +11,7 @@ convolution or the pools (see `primitives`): a SepConv layer holds `depthwise` (
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prdarts_jax.kernels import primitives
+from prdarts_jax.kernels import native_kernels, primitives
 from prdarts_jax.kernels.batch_norm import normalize_train
 from prdarts_jax.kernels.pointwise import pointwise
 from prdarts_jax.space.opspec import INITIAL_POOL, OpSpec
@@ -160,7 +161,8 @@ class ReLUConvBN(nn.Module):
         return BatchNorm(self.affine, name="bn")(pointwise(nn.relu(x), w), train)
 
 
-def _traced_once(cls: type[nn.Module]) -> type[nn.Module]:
+@functools.cache
+def _traced_once(cls: type[nn.Module], formulations: tuple) -> type[nn.Module]:
     """`cls` whose calls JAX traces once per (configuration, input shape, `train`).
 
     A supernet applies the same op (say a 5x5 conv on 16 channels at stride 1) on many edges of
@@ -168,11 +170,16 @@ def _traced_once(cls: type[nn.Module]) -> type[nn.Module]:
     nested jit, the first application's jaxpr, its JVP and transpose and its lowering are
     reused by the others (XLA inlines the calls, so the compiled program is the same). This
     took the tracing and lowering of the quick search's heavy gradient program from 10.5 to
-    4 s."""
+    4 s. A jit's cache knows nothing of the formulations in force (`formulations.use_impls`,
+    the native kernels' setting), so there is one wrapper per `formulations`."""
+    del formulations
     return nn.jit(cls, static_argnums=2)   # (self, x, train): `train` is a Python bool
 
 
-_POOL_OP, _CONV_OP, _FACTORIZED_REDUCE = map(_traced_once, (PoolOp, ConvOp, FactorizedReduce))
+def _formulations() -> tuple:
+    """What, besides an op's configuration and input, decides what tracing it gives."""
+    return (*(primitives.default_impl(p) for p in primitives.IMPLS),
+            native_kernels.mode(), native_kernels.compiler())
 
 
 def make_op(op: OpSpec, c: int, stride: int, affine: bool, name: str | None = None, *,
@@ -182,8 +189,11 @@ def make_op(op: OpSpec, c: int, stride: int, affine: bool, name: str | None = No
     (a nested jit splits the module's random streams otherwise than the inlined module)."""
     if stride not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, got {stride}")
-    pool, conv, reduce = ((_POOL_OP, _CONV_OP, _FACTORIZED_REDUCE) if traced_once
-                          else (PoolOp, ConvOp, FactorizedReduce))
+    classes = (PoolOp, ConvOp, FactorizedReduce)
+    if traced_once:
+        key = _formulations()
+        classes = tuple(_traced_once(cls, key) for cls in classes)
+    pool, conv, reduce = classes
     if op.kind == "pool":
         return pool(op.pool_type, stride, affine, name=name)
     if op.kind == "skip":

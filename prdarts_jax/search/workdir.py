@@ -28,7 +28,8 @@ CONFIG_FILE = "config.json"
 GENOTYPE_FILE = "genotype.json"
 
 SAFE_CHANGES = ("log_every", "compilation_cache_dir", "data_dir", "allow_config_changes",
-                "num_devices", "batch.compile_ahead", "cpu_library_fusions", "bn_impl")
+                "num_devices", "batch.compile_ahead", "cpu_library_fusions", "bn_impl",
+                "pool_impl", "depthwise_impl")
 """Config keys that may differ on resume (with --config.allow_config_changes=True)."""
 
 

@@ -72,3 +72,13 @@ def test_off_switch_and_other_dtypes_compute_as_reduce_window(monkeypatch):
     for kind in POOLS:
         chex.assert_trees_all_equal(_pool_and_grad(kind, "native", 2)(x, g),
                                     _pool_and_grad(kind, "reduce_window", 2)(x, g))
+
+
+@needs_compiler
+def test_a_nan_wins_the_native_max_pool_as_in_xla():
+    x = jnp.zeros((1, 4, 4, 2), jnp.float32).at[0, 1, 1, 0].set(jnp.nan)
+    g = jnp.ones((1, 4, 4, 2), jnp.float32)
+    got, _ = _pool_and_grad("max", "native", 1)(x, g)
+    want, _ = _pool_and_grad("max", "reduce_window", 1)(x, g)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert int(np.isnan(got).sum()) == 9

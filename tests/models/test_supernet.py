@@ -15,7 +15,7 @@ from prdarts_jax.models.supernet import (
 from prdarts_jax.search.boundary import transfer_variables
 from prdarts_jax.search.pools import initial_pools, step_pools
 from prdarts_jax.search.structure import init_variables
-from prdarts_jax.space.opspec import INITIAL_POOL
+from prdarts_jax.space.opspec import INITIAL_POOL, OpSpec
 from prdarts_jax.space.spaces import PRESETS
 
 C, LAYERS = 4, 3
@@ -131,3 +131,49 @@ def test_children_are_the_morphism_of_their_parent_in_each_cell(first_cycle):
             chex.assert_trees_all_equal(got, expected)
             checked += 1
     assert checked > 0
+
+
+def _gradients_and_stats(net, variables, alphas, x):
+    def loss(params):
+        logits, upd = net.apply({**variables, "params": params}, x, alphas, True,
+                                mutable=["batch_stats"])
+        return jnp.sum(logits ** 2), upd
+    return jax.jit(jax.grad(loss, has_aux=True))(variables["params"])
+
+
+def test_ops_traced_once_compute_the_same_bits_as_inlined_ops(monkeypatch):
+    """Each supernet op is a nested jit (`ops._traced_once`), traced once per shape; XLA
+    inlines it, so gradients and batch statistics are those of the inlined modules, bit for
+    bit."""
+    from prdarts_jax.models import ops
+
+    edges = tuple(("maxpool3", "skip", "conv_k3_d1", "conv_k5_d2_m2")[:2 + e % 3]
+                  for e in range(14))
+    edges = tuple(tuple(OpSpec.parse(o) for o in ops_) for ops_ in edges)
+    net = Supernet(edges, edges, 10, c=C, layers=LAYERS)
+    key = jax.random.PRNGKey(0)
+    alphas = init_alphas(key, edges, edges, scale=1.0)
+    x = jax.random.normal(key, (4, 8, 8, 1))
+    variables = init_variables(net, key, (8, 8, 1), alphas)
+    once = _gradients_and_stats(net, variables, alphas, x)
+    monkeypatch.setattr(ops, "_traced_once", lambda cls, formulations: cls)
+    inlined = _gradients_and_stats(net, variables, alphas, x)
+    chex.assert_trees_all_equal(once, inlined)
+
+
+def test_ops_traced_once_follow_the_formulation_in_force():
+    from prdarts_jax.models.formulations import use_impls
+    from prdarts_jax.models.ops import init_op, make_op
+
+    op = OpSpec.parse("maxpool3")
+    x = jnp.ones((2, 6, 6, 4))
+    variables = init_op(op, jax.random.PRNGKey(0), 4)
+
+    def traced(pool):
+        with use_impls(pool=pool):
+            module = make_op(op, 4, 1, False, traced_once=True)
+            return str(jax.make_jaxpr(lambda v: module.apply(v, x, True,
+                                                             mutable=["batch_stats"]))(variables))
+    assert "reduce_window_max" in traced("reduce_window")
+    assert "reduce_window_max" not in traced("separable")
+    assert "reduce_window_max" in traced("reduce_window")

@@ -71,7 +71,10 @@ ffi::Error MaxForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
         for (int64_t r = q.r0(i); r < q.r1(i); ++r)
           for (int64_t col = q.c0(j); col < q.c1(j); ++col) {
             const float* v = xi + (r * q.w + col) * q.c;
-            for (int64_t k = 0; k < q.c; ++k) out[k] = std::max(out[k], v[k]);
+            for (int64_t k = 0; k < q.c; ++k) {  // a NaN wins, as in XLA's max
+              const float o = out[k], a = v[k];
+              out[k] = (o != o || a <= o) ? o : a;
+            }
           }
       }
   });
