@@ -73,10 +73,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_tries = 250
     c.revisit_after = 200
     c.reinit_morphed_every_cycle = False   # True reproduces the original release
-    c.depthwise_impl = ""            # "": the backend's default (models.formulations.default_impl)
-    c.pool_impl = ""                 # (see models.formulations.IMPLS; native ones compile faster on CPU)
-    c.bn_impl = ""                   # "native": BatchNorm as compiled C++ on the CPU, ~40 % less
-                                     # compiling (kernels/batch_norm.py)
+    # formulations (models.formulations.IMPLS); "": the backend's default; "native" pools and
+    c.depthwise_impl = c.pool_impl = c.bn_impl = ""   # BatchNorm: C++ on a CPU, compile fastest
     c.num_devices = 0                # devices of the data-parallel mesh; 0: all (every host)
     c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone
     c.cpu_library_fusions = "auto"   # XLA:CPU's YNNPACK fusions (runtime/xla_options.py)
