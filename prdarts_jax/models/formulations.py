@@ -12,7 +12,8 @@ import jax
 from prdarts_jax.kernels.fusion_barrier import materialize
 from prdarts_jax.kernels.primitives import IMPLS, default_impl, use_impls
 
-__all__ = ["IMPLS", "default_impl", "native_setting", "node_state", "prepare", "use_impls"]
+__all__ = ["IMPLS", "default_impl", "in_force", "native_setting", "node_state", "prepare",
+           "use_impls"]
 
 
 def native_setting() -> tuple:
@@ -20,6 +21,13 @@ def native_setting() -> tuple:
     kernels here: the backend, `PRDARTS_NATIVE_KERNELS` and the C++ compiler found."""
     from prdarts_jax.kernels import native_kernels
     return jax.default_backend(), native_kernels.mode(), native_kernels.compiler()
+
+
+def in_force() -> tuple:
+    """What, besides an op's configuration and input, decides what tracing it gives: the
+    formulation of every primitive now (`use_impls`, the environment, the backend's default)
+    and `native_setting()`."""
+    return (*(default_impl(p) for p in IMPLS), *native_setting())
 
 
 def prepare() -> None:

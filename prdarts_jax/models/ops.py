@@ -20,9 +20,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prdarts_jax.kernels import native_kernels, primitives
+from prdarts_jax.kernels import primitives
 from prdarts_jax.kernels.batch_norm import normalize_train
 from prdarts_jax.kernels.pointwise import pointwise
+from prdarts_jax.models import formulations
 from prdarts_jax.space.opspec import INITIAL_POOL, OpSpec
 
 __all__ = [
@@ -162,7 +163,7 @@ class ReLUConvBN(nn.Module):
 
 
 @functools.cache
-def _traced_once(cls: type[nn.Module], formulations: tuple) -> type[nn.Module]:
+def _traced_once(cls: type[nn.Module], setting: tuple) -> type[nn.Module]:
     """`cls` whose calls JAX traces once per (configuration, input shape, `train`).
 
     A supernet applies the same op (say a 5x5 conv on 16 channels at stride 1) on many edges of
@@ -171,15 +172,10 @@ def _traced_once(cls: type[nn.Module], formulations: tuple) -> type[nn.Module]:
     reused by the others (XLA inlines the calls, so the compiled program is the same). This
     took the tracing and lowering of the quick search's heavy gradient program from 10.5 to
     4 s. A jit's cache knows nothing of the formulations in force (`formulations.use_impls`,
-    the native kernels' setting), so there is one wrapper per `formulations`."""
-    del formulations
+    the native kernels' setting), so there is one wrapper per `setting`
+    (`formulations.in_force()`)."""
+    del setting
     return nn.jit(cls, static_argnums=2)   # (self, x, train): `train` is a Python bool
-
-
-def _formulations() -> tuple:
-    """What, besides an op's configuration and input, decides what tracing it gives."""
-    return (*(primitives.default_impl(p) for p in primitives.IMPLS),
-            native_kernels.mode(), native_kernels.compiler())
 
 
 def make_op(op: OpSpec, c: int, stride: int, affine: bool, name: str | None = None, *,
@@ -191,7 +187,7 @@ def make_op(op: OpSpec, c: int, stride: int, affine: bool, name: str | None = No
         raise ValueError(f"stride must be 1 or 2, got {stride}")
     classes = (PoolOp, ConvOp, FactorizedReduce)
     if traced_once:
-        key = _formulations()
+        key = formulations.in_force()
         classes = tuple(_traced_once(cls, key) for cls in classes)
     pool, conv, reduce = classes
     if op.kind == "pool":

@@ -92,8 +92,7 @@ def programs_for(net: Supernet, data: DataSpec, h: bilevel.Hyper,
 
     The learning rate is a step argument, so it is not part of the key; the formulations of
     the primitives in force are."""
-    impls = tuple(formulations.default_impl(p)
-                  for p in ("depthwise_conv", "max_pool3", "batch_norm"))
+    impls = formulations.in_force()
     return _programs(net, data, dataclasses.replace(h, lr_max=0.0, lr_min=0.0), fuse, impls,
                      compile_threads, relaxation, penalty)
 

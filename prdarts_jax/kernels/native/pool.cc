@@ -55,8 +55,12 @@ void Images(ffi::ThreadPool& pool, int64_t n, std::function<void(int64_t)> fn) {
             });
 }
 
-ffi::Error MaxForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
-                      ffi::ResultBuffer<ffi::F32> y, int32_t stride) {
+// y = combine over the window's taps inside the image, from `init`; divided by their number
+// where `average`.
+template <typename Combine>
+ffi::Error Forward(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x,
+                   ffi::ResultBuffer<ffi::F32>& y, int32_t stride, float init, Combine combine,
+                   bool average) {
   auto yd = y->dimensions();
   Shape q;
   if (auto e = GetShape(x, yd[1], yd[2], yd[0], yd[3], stride, &q); e.failure()) return e;
@@ -67,18 +71,30 @@ ffi::Error MaxForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
     for (int64_t i = 0; i < q.ho; ++i)
       for (int64_t j = 0; j < q.wo; ++j) {
         float* out = yp + ((n * q.ho + i) * q.wo + j) * q.c;
-        std::fill(out, out + q.c, -std::numeric_limits<float>::infinity());
+        std::fill(out, out + q.c, init);
         for (int64_t r = q.r0(i); r < q.r1(i); ++r)
           for (int64_t col = q.c0(j); col < q.c1(j); ++col) {
             const float* v = xi + (r * q.w + col) * q.c;
-            for (int64_t k = 0; k < q.c; ++k) {  // a NaN wins, as in XLA's max
-              const float o = out[k], a = v[k];
-              out[k] = (o != o || a <= o) ? o : a;
-            }
+            for (int64_t k = 0; k < q.c; ++k) out[k] = combine(out[k], v[k]);
           }
+        if (!average) continue;
+        const float count = static_cast<float>((q.r1(i) - q.r0(i)) * (q.c1(j) - q.c0(j)));
+        for (int64_t k = 0; k < q.c; ++k) out[k] /= count;
       }
   });
   return ffi::Error::Success();
+}
+
+ffi::Error MaxForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                      ffi::ResultBuffer<ffi::F32> y, int32_t stride) {
+  // a NaN wins, as in XLA's max
+  auto max = [](float o, float a) { return (o != o || a <= o) ? o : a; };
+  return Forward(pool, x, y, stride, -std::numeric_limits<float>::infinity(), max, false);
+}
+
+ffi::Error AvgForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                      ffi::ResultBuffer<ffi::F32> y, int32_t stride) {
+  return Forward(pool, x, y, stride, 0.f, [](float o, float a) { return o + a; }, true);
 }
 
 ffi::Error MaxBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> g,
@@ -106,31 +122,6 @@ ffi::Error MaxBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffe
           }
         const float* gv = gp + ((n * q.ho + i) * q.wo + j) * q.c;
         for (int64_t k = 0; k < q.c; ++k) di[where[k] + k] += gv[k];
-      }
-  });
-  return ffi::Error::Success();
-}
-
-ffi::Error AvgForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
-                      ffi::ResultBuffer<ffi::F32> y, int32_t stride) {
-  auto yd = y->dimensions();
-  Shape q;
-  if (auto e = GetShape(x, yd[1], yd[2], yd[0], yd[3], stride, &q); e.failure()) return e;
-  const float* xp = x.typed_data();
-  float* yp = y->typed_data();
-  Images(pool, q.n, [&](int64_t n) {
-    const float* xi = xp + n * q.h * q.w * q.c;
-    for (int64_t i = 0; i < q.ho; ++i)
-      for (int64_t j = 0; j < q.wo; ++j) {
-        float* out = yp + ((n * q.ho + i) * q.wo + j) * q.c;
-        std::fill(out, out + q.c, 0.f);
-        for (int64_t r = q.r0(i); r < q.r1(i); ++r)
-          for (int64_t col = q.c0(j); col < q.c1(j); ++col) {
-            const float* v = xi + (r * q.w + col) * q.c;
-            for (int64_t k = 0; k < q.c; ++k) out[k] += v[k];
-          }
-        const float count = static_cast<float>((q.r1(i) - q.r0(i)) * (q.c1(j) - q.c0(j)));
-        for (int64_t k = 0; k < q.c; ++k) out[k] /= count;
       }
   });
   return ffi::Error::Success();
