@@ -40,6 +40,8 @@ def get_config():
     config.depthwise_impl = "" if native else "dense"
     config.bn_impl = "native"
     config.pool_impl = "native"           # (`reduce_window` where the kernels cannot be built)
+    config.sgd_impl = "native"            # the weights' update: C++ calls, nothing to compile
+    config.edge_sum_impl = "native"       # each mixed edge's α-weighted sum, forward and backward
     config.cpu_library_fusions = "none"   # no YNNPACK fusions: cached programs load 2-5x faster
     config.log_every = 0
     return config

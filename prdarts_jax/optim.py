@@ -4,10 +4,13 @@ and the cross-entropy loss."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from prdarts_jax.models import formulations
 
 LR_SCHEDULES = ("pytorch", "reach_min")
 """How a cycle's cosine ends. `pytorch` (the search's default): DARTS' CosineAnnealingLR with
@@ -36,6 +39,23 @@ def sgd(*, momentum: float, weight_decay: float, grad_clip: float
     return optax.chain(optax.clip_by_global_norm(grad_clip),
                        optax.add_decayed_weights(weight_decay),
                        optax.trace(decay=momentum))
+
+
+def sgd_step(params: Any, state: tuple, grads: Any, lr: jax.Array | float, *, momentum: float,
+             weight_decay: float, grad_clip: float) -> tuple[Any, tuple]:
+    """One step of `sgd(...)` (whose optimizer state is `state`) at learning rate `lr`:
+    (params - lr · update, new state). With the `sgd_update` formulation "native" in force, on
+    a CPU, one C++ call does it for every leaf (`kernels/sgd_update.py`); else optax's chain."""
+    trace = state[-1]
+    assert isinstance(trace, optax.TraceState), "state must be sgd(...)'s"
+    native = formulations.native_sgd_update(params, trace.trace, grads, lr, momentum=momentum,
+                                            weight_decay=weight_decay, grad_clip=grad_clip)
+    if native is not None:
+        new_params, momenta = native
+        return new_params, (*state[:-1], trace._replace(trace=momenta))
+    tx = sgd(momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip)
+    updates, state = tx.update(grads, state, params)
+    return jax.tree.map(lambda p, u: p - lr * u, params, updates), state
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

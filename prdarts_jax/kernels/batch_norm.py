@@ -1,5 +1,6 @@
-"""Training-mode BatchNorm without affine: the normalisation and the running statistics' update,
-with interchangeable formulations (`primitives.IMPLS["batch_norm"]`).
+"""BatchNorm without affine: the training mode's normalisation and running statistics' update,
+and the evaluation mode's normalisation, with interchangeable formulations
+(`primitives.IMPLS["batch_norm"]`).
 
 ``"xla"``: jnp, with a hand-written backward (one pass for the two channel sums of the
 cotangent, one for the input gradient, instead of autodiff's chain through the mean and the
@@ -8,9 +9,9 @@ XLA:CPU builds this as about seven kernels per BatchNorm, compiled apart for eac
 supernet's hundreds of BatchNorms: half of a search's gradient program.
 
 ``"native"``: on the CPU, for float32, one call of a compiled C++ kernel forward and one
-backward (`native_kernels`, ``native/batch_norm.cc``), which XLA has nothing to compile for;
-the channel sums are kept in double precision. Same results as ``"xla"`` to float32 rounding.
-Elsewhere (another backend or dtype, no C++ compiler) it computes as ``"xla"``.
+backward (`native_kernels`, ``native/batch_norm.cc``; in evaluation mode one call), which XLA
+has nothing to compile for; the channel sums are kept in double precision. Same results as
+``"xla"`` to float32 rounding. Elsewhere (another backend or dtype, no C++ compiler) it computes as ``"xla"``.
 
 Semantics are PyTorch's: biased variance for the normalisation, unbiased for the running
 variance, `momentum` the old value's weight (0.9 here is PyTorch's 0.1).
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 from prdarts_jax.kernels import native_kernels
 from prdarts_jax.kernels.primitives import default_impl
 
-__all__ = ["batch_moments", "normalize_train"]
+__all__ = ["batch_moments", "normalize_eval", "normalize_train"]
 
 
 def batch_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -106,3 +107,37 @@ def normalize_train(x: jax.Array, ra_mean: jax.Array, ra_var: jax.Array, *, mome
         return _native(x, jax.lax.stop_gradient(ra_mean), jax.lax.stop_gradient(ra_var),
                        momentum, eps)
     return _xla(x, ra_mean, ra_var, momentum, eps)
+
+
+def _eval_xla(x, ra_mean, ra_var, eps):
+    return (x - ra_mean) * jax.lax.rsqrt(ra_var + eps)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _eval_native(x, ra_mean, ra_var, eps):
+    flat = x.reshape(-1, x.shape[-1])
+    return native_kernels.batch_norm_inference(flat, ra_mean, ra_var, eps).reshape(x.shape)
+
+
+def _eval_native_fwd(x, ra_mean, ra_var, eps):
+    return _eval_native(x, ra_mean, ra_var, eps), (x, ra_mean, ra_var)
+
+
+def _eval_native_bwd(eps, res, g):
+    x, ra_mean, ra_var = res
+    _, vjp = jax.vjp(lambda *a: _eval_xla(*a, eps), x, ra_mean, ra_var)
+    return vjp(g)
+
+
+_eval_native.defvjp(_eval_native_fwd, _eval_native_bwd)
+
+
+def normalize_eval(x: jax.Array, ra_mean: jax.Array, ra_var: jax.Array, *, eps: float,
+                   impl: str | None = None) -> jax.Array:
+    """x normalized with the running statistics (evaluation mode). `impl` None: the formulation
+    in use; ``"native"`` is one call of a C++ kernel on the CPU (its gradient, rarely wanted,
+    is XLA's)."""
+    impl = default_impl("batch_norm") if impl is None else impl
+    if impl == "native" and native_kernels.use_for(x, ra_mean, ra_var):
+        return _eval_native(x, ra_mean, ra_var, eps)
+    return _eval_xla(x, ra_mean, ra_var, eps)

@@ -41,16 +41,22 @@ import numpy as np
 ENV = "PRDARTS_NATIVE_KERNELS"
 CACHE_ENV = "PRDARTS_NATIVE_CACHE"
 NATIVE = Path(__file__).with_name("native")
-SOURCES = (NATIVE / "depthwise_conv.cc", NATIVE / "batch_norm.cc", NATIVE / "pool.cc")
+SOURCES = (NATIVE / "depthwise_conv.cc", NATIVE / "batch_norm.cc", NATIVE / "pool.cc",
+           NATIVE / "sgd.cc", NATIVE / "weighted_sum.cc")
 HEADERS = (NATIVE / "parallel.h",)
 TARGETS = {"prdarts_depthwise_conv": "PrdartsDepthwiseConv",
            "prdarts_depthwise_kernel_grad": "PrdartsDepthwiseKernelGrad",
            "prdarts_batch_norm_forward": "PrdartsBatchNormForward",
            "prdarts_batch_norm_backward": "PrdartsBatchNormBackward",
+           "prdarts_batch_norm_inference": "PrdartsBatchNormInference",
            "prdarts_max_pool3": "PrdartsMaxPool3",
            "prdarts_max_pool3_grad": "PrdartsMaxPool3Grad",
            "prdarts_avg_pool3": "PrdartsAvgPool3",
-           "prdarts_avg_pool3_grad": "PrdartsAvgPool3Grad"}
+           "prdarts_avg_pool3_grad": "PrdartsAvgPool3Grad",
+           "prdarts_sum_squares": "PrdartsSumSquares",
+           "prdarts_sgd_update": "PrdartsSgdUpdate",
+           "prdarts_weighted_sum": "PrdartsWeightedSum",
+           "prdarts_weighted_sum_grad": "PrdartsWeightedSumGrad"}
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 _MODES = {"auto": "auto", "": "auto", "on": "auto", "1": "auto",
           "off": "off", "0": "off", "false": "off", "no": "off"}
@@ -236,6 +242,16 @@ def batch_norm_backward(g: jax.Array, x: jax.Array, mean: jax.Array, inv: jax.Ar
     return call(g, x, mean, inv)
 
 
+def batch_norm_inference(x: jax.Array, ra_mean: jax.Array, ra_var: jax.Array, eps: float
+                         ) -> jax.Array:
+    """Evaluation-mode BatchNorm without affine of `x` (M, C), float32, through the native
+    kernel: (x - ra_mean) / sqrt(ra_var + eps). Not differentiable: `kernels/batch_norm.py`
+    wraps it in a custom VJP."""
+    call = jax.ffi.ffi_call("prdarts_batch_norm_inference",
+                            jax.ShapeDtypeStruct(x.shape, jnp.float32), vmap_method="sequential")
+    return call(x, ra_mean, ra_var, eps=np.float32(eps))
+
+
 def pool3(kind: str, x: jax.Array, stride: int) -> jax.Array:
     """3x3 `kind` ("max" or "avg") pool of `x` (N, H, W, C), padding 1, float32, through the
     native kernel (padding never wins a max and is not counted in an average). Not
@@ -252,3 +268,46 @@ def pool3_grad(kind: str, x: jax.Array, g: jax.Array, stride: int) -> jax.Array:
     call = jax.ffi.ffi_call(f"prdarts_{kind}_pool3_grad",
                             jax.ShapeDtypeStruct(x.shape, jnp.float32), vmap_method="sequential")
     return call(x, g, stride=np.int32(stride))
+
+
+def sum_squares(grads: list[jax.Array]) -> jax.Array:
+    """The sum of the squares of every element of `grads` (float32 leaves), summed in double
+    precision by the native kernel; a float32 scalar."""
+    call = jax.ffi.ffi_call("prdarts_sum_squares", jax.ShapeDtypeStruct((), jnp.float32),
+                            vmap_method="sequential")
+    return call(*grads)
+
+
+def sgd_update(lr: jax.Array, norm: jax.Array, params: list[jax.Array],
+               momenta: list[jax.Array], grads: list[jax.Array], *, momentum: float,
+               weight_decay: float, grad_clip: float) -> tuple[list[jax.Array], list[jax.Array]]:
+    """(new params, new momenta) of one SGD step of these leaves, float32, through the native
+    kernel (``native/sgd.cc``: clipped by the global norm `norm` of all gradients, coupled weight
+    decay, momentum, then ``p - lr * m``); the params and momenta are updated in place (aliased).
+    Not differentiable."""
+    n = len(params)
+    out = [jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (*params, *momenta)]
+    call = jax.ffi.ffi_call("prdarts_sgd_update", out, vmap_method="sequential",
+                            input_output_aliases={2 + i: i for i in range(2 * n)})
+    res = call(jnp.asarray(lr, jnp.float32), norm, *params, *momenta, *grads,
+               momentum=np.float32(momentum), weight_decay=np.float32(weight_decay),
+               grad_clip=np.float32(grad_clip))
+    return list(res[:n]), list(res[n:])
+
+
+def weighted_sum(w: jax.Array, ys: list[jax.Array]) -> jax.Array:
+    """Σ_i w_i · ys_i (float32, the ys alike, w of shape (n,)) through the native kernel. Not
+    differentiable: `kernels/weighted_sum.py` wraps it in a custom VJP."""
+    call = jax.ffi.ffi_call("prdarts_weighted_sum", jax.ShapeDtypeStruct(ys[0].shape, jnp.float32),
+                            vmap_method="sequential")
+    return call(w, *ys)
+
+
+def weighted_sum_grad(w: jax.Array, g: jax.Array, ys: list[jax.Array]
+                      ) -> tuple[jax.Array, list[jax.Array]]:
+    """(dw, [dy_i]) of `weighted_sum(w, ys)` for the cotangent `g`: dw_i = Σ g·ys_i (summed in
+    double precision), dy_i = w_i · g."""
+    out = [jax.ShapeDtypeStruct(w.shape, jnp.float32),
+           *(jax.ShapeDtypeStruct(g.shape, jnp.float32) for _ in ys)]
+    res = jax.ffi.ffi_call("prdarts_weighted_sum_grad", out, vmap_method="sequential")(w, g, *ys)
+    return res[0], list(res[1:])

@@ -79,6 +79,8 @@ IMPLS: dict[str, tuple[str, ...]] = {
     "max_pool3": ("reduce_window", "separable", "native"),
     "avg_pool3": ("reduce_window", "separable", "native"),
     "batch_norm": ("xla", "native"),
+    "sgd_update": ("xla", "native"),
+    "weighted_sum": ("xla", "native"),
 }
 
 ENV_VARS: dict[str, str] = {
@@ -86,17 +88,22 @@ ENV_VARS: dict[str, str] = {
     "max_pool3": "PRDARTS_POOL_IMPL",
     "avg_pool3": "PRDARTS_POOL_IMPL",
     "batch_norm": "PRDARTS_BN_IMPL",
+    "sgd_update": "PRDARTS_SGD_IMPL",
+    "weighted_sum": "PRDARTS_EDGE_SUM_IMPL",
 }
 
 # CPU: fastest forward+backward in benchmarks/ops.py (batch 32, 32x32, C=16 and 64).
 # GPU/TPU: the native ops, which cuDNN / the TPU compiler handle well.
 _DEFAULTS: dict[str, dict[str, str]] = {
     "cpu": {"depthwise_conv": "shift_vjp", "max_pool3": "separable", "avg_pool3": "separable",
-            "batch_norm": "xla"},
+            "batch_norm": "xla", "sgd_update": "xla",
+            "weighted_sum": "xla"},
     "gpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window",
-            "batch_norm": "xla"},
+            "batch_norm": "xla", "sgd_update": "xla",
+            "weighted_sum": "xla"},
     "tpu": {"depthwise_conv": "grouped", "max_pool3": "reduce_window", "avg_pool3": "reduce_window",
-            "batch_norm": "xla"},
+            "batch_norm": "xla", "sgd_update": "xla",
+            "weighted_sum": "xla"},
 }
 _BACKEND_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
 
@@ -138,7 +145,8 @@ _OVERRIDES: dict[str, str] = {}
 
 @contextlib.contextmanager
 def use_impls(depthwise: str | None = None, pool: str | None = None,
-              batch_norm: str | None = None) -> Iterator[None]:
+              batch_norm: str | None = None, sgd_update: str | None = None,
+              weighted_sum: str | None = None) -> Iterator[None]:
     """Within the block, traces use these formulations (None: keep the default).
 
     Formulations differ in compile time as well as run time: on a CPU the native ops
@@ -152,6 +160,10 @@ def use_impls(depthwise: str | None = None, pool: str | None = None,
         new["max_pool3"] = new["avg_pool3"] = _check_impl("max_pool3", pool)
     if batch_norm:
         new["batch_norm"] = _check_impl("batch_norm", batch_norm)
+    if sgd_update:
+        new["sgd_update"] = _check_impl("sgd_update", sgd_update)
+    if weighted_sum:
+        new["weighted_sum"] = _check_impl("weighted_sum", weighted_sum)
     saved = dict(_OVERRIDES)
     _OVERRIDES.update(new)
     try:

@@ -11,9 +11,11 @@ import jax
 
 from prdarts_jax.kernels.fusion_barrier import materialize
 from prdarts_jax.kernels.primitives import IMPLS, default_impl, use_impls
+from prdarts_jax.kernels.sgd_update import native_sgd_update
+from prdarts_jax.kernels.weighted_sum import weighted_sum
 
-__all__ = ["IMPLS", "default_impl", "in_force", "native_setting", "node_state", "prepare",
-           "use_impls"]
+__all__ = ["IMPLS", "default_impl", "in_force", "native_setting", "native_sgd_update",
+           "node_state", "prepare", "use_impls", "weighted_sum"]
 
 
 def native_setting() -> tuple:

@@ -12,8 +12,6 @@ convolution or the pools (see `primitives`): a SepConv layer holds `depthwise` (
 from __future__ import annotations
 
 import functools
-import math
-from typing import Any, Callable
 
 import chex
 import flax.linen as nn
@@ -21,9 +19,10 @@ import jax
 import jax.numpy as jnp
 
 from prdarts_jax.kernels import primitives
-from prdarts_jax.kernels.batch_norm import normalize_train
+from prdarts_jax.kernels.batch_norm import normalize_eval, normalize_train
 from prdarts_jax.kernels.pointwise import pointwise
 from prdarts_jax.models import formulations
+from prdarts_jax.models.initializers import Constant, uniform_fan_in
 from prdarts_jax.space.opspec import INITIAL_POOL, OpSpec
 
 __all__ = [
@@ -33,16 +32,6 @@ __all__ = [
 
 BN_MOMENTUM = 0.9
 BN_EPS = 1e-5
-
-
-def uniform_fan_in(fan_in: int) -> Callable[..., jax.Array]:
-    """PyTorch's default conv/linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1.0 / math.sqrt(fan_in)
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
 
 
 class BatchNorm(nn.Module):
@@ -56,18 +45,18 @@ class BatchNorm(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         c = x.shape[-1]
-        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
-        ra_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
+        ra_mean = self.variable("batch_stats", "mean", Constant(0.0), (c,), jnp.float32)
+        ra_var = self.variable("batch_stats", "var", Constant(1.0), (c,), jnp.float32)
         if train:
             y, new_mean, new_var = normalize_train(x, ra_mean.value, ra_var.value,
                                                    momentum=BN_MOMENTUM, eps=BN_EPS)
             if not self.is_initializing():
                 ra_mean.value, ra_var.value = new_mean, new_var
         else:
-            y = (x - ra_mean.value) * jax.lax.rsqrt(ra_var.value + BN_EPS)
+            y = normalize_eval(x, ra_mean.value, ra_var.value, eps=BN_EPS)
         if self.affine:
-            y = y * self.param("scale", nn.initializers.ones, (c,)) + self.param(
-                "bias", nn.initializers.zeros, (c,))
+            y = y * self.param("scale", Constant(1.0), (c,)) + self.param(
+                "bias", Constant(0.0), (c,))
         return y
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from prdarts_jax.models.backbone import Stem, reduction_indices
-from prdarts_jax.models.formulations import node_state
+from prdarts_jax.models.formulations import node_state, weighted_sum
 from prdarts_jax.models.ops import FactorizedReduce, ReLUConvBN, make_op, uniform_fan_in
 from prdarts_jax.models.relaxation import GumbelSample, edge_weights
 from prdarts_jax.space.opspec import OpSpec
@@ -47,7 +47,7 @@ class MixedEdge(nn.Module):
         once = not self.is_initializing()  # (initialising draws: the inlined modules' streams)
         outs = [make_op(op, self.c, self.stride, False, name=str(op), traced_once=once)(x, train)
                 for op in self.ops]
-        return sum(w * y for w, y in zip(weights, outs))
+        return weighted_sum(weights, outs)
 
 
 class SearchCell(nn.Module):

@@ -20,7 +20,7 @@ import optax
 
 from prdarts_jax.data import DataSpec
 from prdarts_jax.models.relaxation import SOFTMAX, Relaxation, training_sample
-from prdarts_jax.optim import cross_entropy, masked_sums, sgd
+from prdarts_jax.optim import cross_entropy, masked_sums, sgd, sgd_step
 from prdarts_jax.search.cost_penalty import CostPenalty
 
 State = dict[str, Any]
@@ -112,8 +112,8 @@ def make_programs(net: Any, data: DataSpec, h: Hyper, fuse: bool,
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def update_weights(params, w_opt, g, lr):
-        updates, w_opt = weight_tx(h).update(g, w_opt, params)
-        return jax.tree.map(lambda p, u: p - lr * u, params, updates), w_opt
+        return sgd_step(params, w_opt, g, lr, momentum=h.momentum,
+                        weight_decay=h.weight_decay, grad_clip=h.grad_clip)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def update_alphas(alphas, a_opt, g):

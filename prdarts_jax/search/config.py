@@ -73,8 +73,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_tries = 250
     c.revisit_after = 200
     c.reinit_morphed_every_cycle = False   # True reproduces the original release
-    # formulations (models.formulations.IMPLS); "": the backend's default; "native" pools and
-    c.depthwise_impl = c.pool_impl = c.bn_impl = ""   # BatchNorm: C++ on a CPU, compile fastest
+    # formulations (models.formulations.IMPLS); "": the backend's default; "native": C++ (CPU)
+    c.depthwise_impl = c.pool_impl = c.bn_impl = c.sgd_impl = c.edge_sum_impl = ""
     c.num_devices = 0                # devices of the data-parallel mesh; 0: all (every host)
     c.compilation_cache_dir = "~/.cache/prdarts_jax/xla"   # "": leave JAX's setting alone
     c.cpu_library_fusions = "auto"   # XLA:CPU's YNNPACK fusions (runtime/xla_options.py)
@@ -150,6 +150,10 @@ FIELD_DOCS: dict[str, str] = {
     "pool_impl": "formulation of the 3x3 pools; empty: the backend's default",
     "bn_impl": "formulation of the training-mode BatchNorm (xla, native); empty: the backend's "
                "default",
+    "sgd_impl": "formulation of the weights' SGD update (xla: optax's chain, native: C++ calls "
+                "for all leaves); empty: the backend's default",
+    "edge_sum_impl": "formulation of a mixed edge's α-weighted sum of its ops (xla, native); "
+                     "empty: the backend's default",
     "num_devices": "devices of the data-parallel mesh; 0: all (every host)",
     "compilation_cache_dir": "persistent XLA compilation cache; empty: leave JAX's setting alone",
     "cpu_library_fusions": "XLA:CPU fusions run by YNNPACK: auto (none with dense depthwise "
@@ -217,7 +221,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(0 < config.revisit_after <= config.max_tries,
          f"config.revisit_after={config.revisit_after} must be in 1..config.max_tries")
     for key, primitive in (("depthwise_impl", "depthwise_conv"), ("pool_impl", "max_pool3"),
-                           ("bn_impl", "batch_norm")):
+                           ("bn_impl", "batch_norm"), ("sgd_impl", "sgd_update"),
+                           ("edge_sum_impl", "weighted_sum")):
         need(config[key] in ("",) + IMPLS[primitive],
              f"config.{key}={config[key]!r} is unknown; use one of {list(IMPLS[primitive])} "
              "or '' for the backend default")

@@ -40,7 +40,8 @@ def run_search(config: ml_collections.ConfigDict, workdir: str, *,
     validate(config)
     placement = check_devices(config)
     compile_cache.enable(config.compilation_cache_dir)
-    with (formulations.use_impls(config.depthwise_impl, config.pool_impl, config.bn_impl),
+    with (formulations.use_impls(config.depthwise_impl, config.pool_impl, config.bn_impl,
+                                 config.sgd_impl, config.edge_sum_impl),
           interrupts.StopFlag() as stop):
         return _search(config, workdir, stop=stop, faults=faults, placement=placement)
 

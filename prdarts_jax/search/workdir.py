@@ -29,7 +29,8 @@ GENOTYPE_FILE = "genotype.json"
 
 SAFE_CHANGES = ("log_every", "compilation_cache_dir", "data_dir", "allow_config_changes",
                 "num_devices", "batch.compile_ahead", "cpu_library_fusions", "bn_impl",
-                "pool_impl", "depthwise_impl")
+                "pool_impl", "depthwise_impl", "sgd_impl",
+                "edge_sum_impl")
 """Config keys that may differ on resume (with --config.allow_config_changes=True)."""
 
 

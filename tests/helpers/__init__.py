@@ -39,6 +39,8 @@ def tiny_config(data_dir, **overrides):
     config.depthwise_impl = "dense"     # (the same formulations; kernels/ tests the native ones)
     config.pool_impl = "reduce_window"
     config.bn_impl = "xla"
+    config.sgd_impl = "xla"
+    config.edge_sum_impl = "xla"
     config.compilation_cache_dir = ""  # the test session's cache (conftest) stays in force
     for k, v in overrides.items():
         config[k] = v

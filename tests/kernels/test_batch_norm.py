@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from prdarts_jax.kernels import native_kernels, primitives
-from prdarts_jax.kernels.batch_norm import normalize_train
+from prdarts_jax.kernels.batch_norm import normalize_eval, normalize_train
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_compiler = pytest.mark.skipif(native_kernels.compiler() is None,
@@ -116,3 +116,23 @@ def test_the_formulation_in_use_is_chosen_like_the_others(monkeypatch):
     with pytest.raises(ValueError, match="PRDARTS_BN_IMPL value 'fast'"):
         primitives.default_impl("batch_norm")
 
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape", [(4, 5, 5, 3), (32, 8, 8, 16), (3, 1, 1, 7)])
+def test_native_evaluation_mode_matches_xla_and_its_gradient(shape):
+    x, ra_mean, ra_var, g = _operands(shape)
+
+    def outputs(impl):
+        def loss(x, m, v):
+            y = normalize_eval(x, m, v, eps=1e-5, impl=impl)
+            return jnp.sum(y * g), y
+        return jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))(x, ra_mean, ra_var)
+
+    (grads_n, y_n), (grads_x, y_x) = outputs("native"), outputs("xla")
+    np.testing.assert_allclose(y_n, y_x, rtol=1e-6, atol=1e-6)
+    for a, b in zip(grads_n, grads_x):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    text = jax.jit(lambda x: normalize_eval(x, ra_mean, ra_var, eps=1e-5, impl="native")
+                   ).lower(x).compile().as_text()
+    assert "prdarts_batch_norm_inference" in text and "rsqrt" not in text

@@ -69,7 +69,8 @@ def max_differences(data_dir: str) -> dict:
     key = jax.random.PRNGKey(0)
     alphas = jax.device_get(init_alphas(jax.random.fold_in(key, 1), net.normal, net.reduce,
                                         config.alpha_init_scale))
-    with primitives.use_impls(config.depthwise_impl, config.pool_impl, config.bn_impl):
+    with primitives.use_impls(config.depthwise_impl, config.pool_impl, config.bn_impl,
+                              config.sgd_impl, config.edge_sum_impl):
         variables = jax.device_get(init_variables(net, jax.random.fold_in(key, 2),
                                                   info.image_shape, alphas))
         one, eight = (steps_on(n, config, variables, alphas, images, labels) for n in (1, 8))

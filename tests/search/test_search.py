@@ -162,6 +162,8 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, data_dir):
     ("lr_schedule", "linear", "config.lr_schedule"),
     ("genotype_edge_score", "mean", "config.genotype_edge_score"),
     ("bn_impl", "cudnn", "config.bn_impl='cudnn' is unknown"),
+    ("sgd_impl", "adam", "config.sgd_impl='adam' is unknown"),
+    ("edge_sum_impl", "fast", "config.edge_sum_impl='fast' is unknown"),
 ])
 def test_bad_config_values_fail_before_any_work(key, value, msg, tmp_path):
     config = base_config()

@@ -1,4 +1,5 @@
-// Training-mode BatchNorm without affine (the search's), XLA FFI handlers for the CPU.
+// BatchNorm without affine (the search's), XLA FFI handlers for the CPU: training mode below,
+// and evaluation mode (normalised with the running statistics, `Inference`).
 //
 //   forward:  mean = sum(x) / M, var = sum((x - mean)^2) / M, inv = 1 / sqrt(var + eps),
 //             y = (x - mean) * inv, and the running statistics' update
@@ -131,7 +132,36 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g, ffi::Buffer<f
   return ffi::Error::Success();
 }
 
+// Evaluation mode: y = (x - ra_mean) / sqrt(ra_var + eps), the running statistics as given.
+ffi::Error Inference(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                     ffi::Buffer<ffi::F32> ra_mean, ffi::Buffer<ffi::F32> ra_var,
+                     ffi::ResultBuffer<ffi::F32> y, float eps) {
+  auto xd = x.dimensions();
+  if (xd.size() != 2 || ra_mean.element_count() != xd[1] || ra_var.element_count() != xd[1])
+    return ffi::Error::InvalidArgument("batch norm: x must be (M, C) and the statistics (C)");
+  const int64_t m = xd[0], c = xd[1];
+  const float *xp = x.typed_data(), *mean = ra_mean.typed_data();
+  std::vector<float> inv(c);
+  for (int64_t j = 0; j < c; ++j) inv[j] = 1.0f / std::sqrt(ra_var.typed_data()[j] + eps);
+  float* yp = y->typed_data();
+  Rows(pool, m, c, [&](int64_t r) {
+    const float* row = xp + r * c;
+    float* out = yp + r * c;
+    for (int64_t j = 0; j < c; ++j) out[j] = (row[j] - mean[j]) * inv[j];
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PrdartsBatchNormInference, Inference,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<float>("eps"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PrdartsBatchNormForward, Forward,
                               ffi::Ffi::Bind()

@@ -1,0 +1,77 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from prdarts_jax.models import initializers
+from prdarts_jax.models.ops import BatchNorm, ReLUConvBN
+from prdarts_jax.models.supernet import Supernet, init_alphas
+from prdarts_jax.space.opspec import OpSpec
+
+UNOPTIMIZED = {"xla_backend_optimization_level": 0}
+
+
+def _compiled_init(module, key, *args):
+    """What `init_variables` replaces: the whole `init`, compiled without optimisation."""
+    init = jax.jit(lambda k: module.init(k, *args))
+    return init.lower(key).compile(compiler_options=UNOPTIMIZED)(key)
+
+
+def _assert_same_bits(got, want):
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_supernet_variables_are_the_bits_of_the_compiled_init():
+    ops = tuple(OpSpec.parse(o) for o in ("maxpool3", "skip", "conv_k3_d1", "conv_k5_d2_m1"))
+    edges = (ops,) * 14
+    net = Supernet(edges, edges, 10, c=4, layers=3)
+    alphas = init_alphas(jax.random.PRNGKey(1), edges, edges)
+    x = jnp.zeros((2, 8, 8, 1), jnp.float32)
+    key = jax.random.PRNGKey(7)
+    got = initializers.init_variables(net, key, x, alphas, False)
+    _assert_same_bits(got, dict(_compiled_init(net, key, x, alphas, False)))
+    assert initializers._recorded(net, key, (x, alphas, False)) is not None  # not the fallback
+    np.testing.assert_array_equal(got["batch_stats"]["stem"]["bn"]["var"], 1.0)
+
+
+def test_affine_batch_norm_and_constants():
+    key = jax.random.PRNGKey(3)
+    x = jnp.ones((2, 4, 4, 3), jnp.float32)
+    for module in (ReLUConvBN(5, True), BatchNorm(True)):
+        got = initializers.init_variables(module, key, x, True)
+        _assert_same_bits(got, dict(_compiled_init(module, key, x, True)))
+    got = initializers.init_variables(BatchNorm(True), key, x, True)
+    np.testing.assert_array_equal(got["params"]["scale"], 1.0)
+    np.testing.assert_array_equal(got["params"]["bias"], 0.0)
+
+
+class _Foreign(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(3)(x) + self.param("c", initializers.uniform_fan_in(4), (3,))
+
+
+@pytest.mark.parametrize("key", [jax.random.PRNGKey(0), jax.random.key(0)],
+                         ids=["raw key", "typed key"])
+def test_other_initialisers_or_keys_fall_back_to_the_compiled_init(key):
+    """Flax's own initialisers (here the Dense's lecun normal) are not recorded, nor is a typed
+    key: the whole init is compiled, with the same values as `init` itself."""
+    x = jnp.ones((2, 4), jnp.float32)
+    assert initializers._recorded(_Foreign(), key, (x,)) is None
+    got = initializers.init_variables(_Foreign(), key, x)
+    want = _Foreign().init(key, x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_initialisers_outside_a_recording_draw_as_before():
+    key = jax.random.PRNGKey(2)
+    w = initializers.uniform_fan_in(16)(key, (3, 5))
+    np.testing.assert_array_equal(w, jax.random.uniform(key, (3, 5), jnp.float32, -0.25, 0.25))
+    assert initializers.uniform_fan_in(16) == initializers.UniformFanIn(0.25)
+    np.testing.assert_array_equal(initializers.Constant(1.0)((2,), jnp.float32), [1.0, 1.0])
+    np.testing.assert_array_equal(initializers.Constant(0.0)(key, (2,)), [0.0, 0.0])
