@@ -12,9 +12,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from prdarts_jax.data import DataSpec
-from prdarts_jax.loops.compile import compile_unoptimized
 from prdarts_jax.loops.program_store import StoredProgram, placement_of
-from prdarts_jax.models import formulations
+from prdarts_jax.models import formulations, initializers
 from prdarts_jax.models.relaxation import SOFTMAX, Relaxation
 from prdarts_jax.models.supernet import Supernet, init_alphas
 from prdarts_jax.runtime import parallel
@@ -43,9 +42,9 @@ def build_supernet(pools: CellPools, config: ml_collections.ConfigDict,
 
 def init_variables(net: Supernet, key: jax.Array, image_shape: tuple[int, ...],
                    alphas: dict) -> dict:
-    """Fresh supernet variables (compiled without XLA optimisation: it runs once)."""
+    """Fresh supernet variables, drawn per kind of parameter (`models/initializers.py`)."""
     x = jnp.zeros((2, *image_shape), jnp.float32)
-    return dict(compile_unoptimized(lambda k: net.init(k, x, alphas, False), key)(key))
+    return initializers.init_variables(net, key, x, alphas, False)
 
 
 def cycle_state(variables: dict, alphas: dict, h: bilevel.Hyper,
