@@ -5,13 +5,14 @@
     python benchmarks/compile.py --depthwise dense,shift_vjp --pool reduce_window,separable
     python benchmarks/compile.py --channels 16 --layers 8 --image 32 --batch 24,64   # paper scale
     python benchmarks/compile.py --bn xla,native --fuse     # XLA's BatchNorm vs the C++ kernel
+    python benchmarks/compile.py --edge-sum xla,native      # the mixed edges' weighted sums
 
-For each formulation (each of `--depthwise` × `--pool` × `--bn`, comma-separated lists; see
-`primitives.use_impls`), pool set (the cycle-1 pool and a heavy mid-search pool, the same on
-every edge) and batch size, times the weight-gradient program of `bilevel.make_programs` (as
-the search builds it) in three stages, `jitted.trace(...)`, `.lower()`, `.compile()`, then its
-steady step time (median of `--repeats` calls after one warm-up) and `memory.compiled_bytes`
-(what `CompiledMemoryProbe` reads).
+For each formulation (each of `--depthwise` × `--pool` × `--bn` × `--edge-sum`,
+comma-separated lists; see `primitives.use_impls`), pool set (the cycle-1 pool and a heavy
+mid-search pool, the same on every edge) and batch size, times the weight-gradient program of
+`bilevel.make_programs` (as the search builds it) in three stages, `jitted.trace(...)`,
+`.lower()`, `.compile()`, then its steady step time (median of `--repeats` calls after one
+warm-up) and `memory.compiled_bytes` (what `CompiledMemoryProbe` reads).
 
 Each formulation runs in two fresh processes sharing a new, empty cache folder: the first
 compiles and writes the cache (cold), the second finds every program there (warm: its compile
@@ -83,7 +84,8 @@ def _measure(spec: dict) -> Iterator[dict]:
     labels = jnp.asarray(rng.integers(0, info.num_classes, n), jnp.int32)
     key = jax.random.PRNGKey(0)
     nets: dict = {}
-    with primitives.use_impls(spec["depthwise"], spec["pool"], spec["bn"]):
+    with primitives.use_impls(spec["depthwise"], spec["pool"], spec["bn"],
+                              weighted_sum=spec["edge_sum"]):
         for pool, b in spec["jobs"]:
             if pool not in nets:
                 edges = tuple(tuple(OpSpec.parse(o) for o in POOLS[pool]) for _ in range(14))
@@ -162,6 +164,8 @@ def main() -> None:
     ap.add_argument("--pool", default="reduce_window", help="formulations to time, e.g. "
                     "reduce_window,separable")
     ap.add_argument("--bn", default="xla", help="BatchNorm formulations to time: xla,native")
+    ap.add_argument("--edge-sum", default="xla",
+                    help="formulations of the mixed edges' weighted sums to time: xla,native")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--fuse", action="store_true",
                     help="time the fused program (gradients w.r.t. weights and α)")
@@ -182,19 +186,21 @@ def main() -> None:
     print(f"jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} CPUs; "
           f"C={args.channels}, {args.layers} cells, {args.image}x{args.image} images, "
           f"{'fused' if args.fuse else 'weight'} gradient program\n")
-    print("| depthwise | pool impl | BN | pool set | b | trace s | lower s | compile s (cold) "
-          "| load s (warm) | step s | probe MiB |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("| depthwise | pool impl | BN | edge sum | pool set | b | trace s | lower s "
+          "| compile s (cold) | load s (warm) | step s | probe MiB |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     cap = args.max_memory_gib
     if cap is None:
         cap = system_memory_bytes() / 2**31 if jax.default_backend() == "cpu" else 0
     limit = int(cap * 2**30)
     jobs = [(p, int(b)) for p in args.pools.split(",") for b in args.batch.split(",")]
-    combos = [(dw, pi, bn) for dw in args.depthwise.split(",") for pi in args.pool.split(",")
-              for bn in args.bn.split(",")]
-    for dw, pi, bn in combos:
+    combos = [(dw, pi, bn, es) for dw in args.depthwise.split(",")
+              for pi in args.pool.split(",") for bn in args.bn.split(",")
+              for es in args.edge_sum.split(",")]
+    for dw, pi, bn, es in combos:
         with tempfile.TemporaryDirectory(prefix="prdarts-xla-") as cache:
-            spec = {"cache": cache, "depthwise": dw, "pool": pi, "bn": bn, "jobs": jobs,
+            spec = {"cache": cache, "depthwise": dw, "pool": pi, "bn": bn, "edge_sum": es,
+                    "jobs": jobs,
                     "channels": args.channels, "layers": args.layers, "image": args.image,
                     "repeats": args.repeats, "fuse": args.fuse}
             cold = _run_jobs(spec, limit)
@@ -202,7 +208,7 @@ def main() -> None:
             warm = _run_jobs({**spec, "jobs": done}, limit) if done else {}
         for job in jobs:
             c, w = cold[job], warm.get(job, {})
-            head = f"| {dw} | {pi} | {bn} | {job[0]} | {job[1]} |"
+            head = f"| {dw} | {pi} | {bn} | {es} | {job[0]} | {job[1]} |"
             if "error" in c:
                 print(f"{head} failed: {c['error']} | | | | | |", flush=True)
                 continue

@@ -60,7 +60,7 @@ def _record(recipe: Any, key: jax.Array | None, shape: tuple[int, ...], dtype: A
             ) -> _Recorded | None:
     """The box to return while recording (a traced placeholder of the shape), else None."""
     zero = _RECORDING.get()
-    if zero is None:
+    if zero is None or isinstance(key, jax.core.Tracer):   # (a traced key: compile the init)
         return None
     key_data = None if key is None else tuple(int(k) for k in np.asarray(key).ravel())
     return _Recorded(jnp.broadcast_to(zero.astype(dtype), shape), recipe, key_data)
@@ -137,7 +137,10 @@ def init_variables(module: nn.Module, key: jax.Array, *args: Any) -> dict:
     """`module.init(key, *args)`'s variables, drawn per (initialiser, shape) (module docstring).
     Python scalars among `args` are static (`train`), the rest traced. Where some variable's
     initialiser is not one of this module's, or `key` is not a raw `PRNGKey`, the whole `init`
-    is compiled instead (without XLA's optimisation passes: it runs once)."""
+    is compiled instead (without XLA's optimisation passes: it runs once); inside a trace (a
+    traced `key`) `init` is traced with it."""
+    if isinstance(key, jax.core.Tracer):   # inside a trace: `init` becomes part of it
+        return dict(module.init(key, *args))
     recorded = _recorded(module, key, args)
     if recorded is None:
         init = jax.jit(lambda k: module.init(k, *args))

@@ -75,3 +75,13 @@ def test_initialisers_outside_a_recording_draw_as_before():
     assert initializers.uniform_fan_in(16) == initializers.UniformFanIn(0.25)
     np.testing.assert_array_equal(initializers.Constant(1.0)((2,), jnp.float32), [1.0, 1.0])
     np.testing.assert_array_equal(initializers.Constant(0.0)(key, (2,)), [0.0, 0.0])
+
+
+def test_a_traced_key_falls_back_to_tracing_the_init():
+    """Inside a jit the key is a tracer: nothing is recorded, `init` itself is traced."""
+    x = jnp.ones((2, 4, 4, 3), jnp.float32)
+    got = jax.jit(lambda k: initializers.init_variables(ReLUConvBN(5, False), k, x, True))(
+        jax.random.PRNGKey(4))
+    want = ReLUConvBN(5, False).init(jax.random.PRNGKey(4), x, True)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
