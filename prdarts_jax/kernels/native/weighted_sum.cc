@@ -23,6 +23,7 @@ namespace {
 
 constexpr int64_t kMaxBlocks = 16;
 constexpr int64_t kMinBlockElements = 1 << 14;
+constexpr int64_t kTile = 1024;
 
 int64_t Blocks(int64_t size) {
   return std::max<int64_t>(1, std::min(kMaxBlocks, size / kMinBlockElements));
@@ -43,17 +44,22 @@ ffi::Error Operands(const ffi::RemainingArgs& args, size_t first, size_t n, int6
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w, ffi::RemainingArgs args,
                    ffi::ResultBuffer<ffi::F32> out) {
   const size_t n = w.element_count();
-  if (args.size() != n) return ffi::Error::InvalidArgument("weighted sum: one weight per output");
+  if (n == 0 || args.size() != n)
+    return ffi::Error::InvalidArgument("weighted sum: one weight per output, at least one");
   const int64_t size = out->element_count();
   std::vector<const float*> ys;
   if (auto err = Operands(args, 0, n, size, ys); err.failure()) return err;
   const float* wp = w.typed_data();
   float* o = out->typed_data();
   ForBlocks(pool, size, Blocks(size), [&](int64_t, int64_t e0, int64_t e1) {
-    for (int64_t e = e0; e < e1; ++e) o[e] = 0.0f;
-    for (size_t i = 0; i < n; ++i) {
-      const float wi = wp[i], *y = ys[i];
-      for (int64_t e = e0; e < e1; ++e) o[e] += wi * y[e];
+    for (int64_t t0 = e0; t0 < e1; t0 += kTile) {   // a tile of out stays in L1 over the ops
+      const int64_t t1 = std::min(t0 + kTile, e1);
+      const float w0 = wp[0], *y0 = ys[0];
+      for (int64_t e = t0; e < t1; ++e) o[e] = w0 * y0[e];
+      for (size_t i = 1; i < n; ++i) {
+        const float wi = wp[i], *y = ys[i];
+        for (int64_t e = t0; e < t1; ++e) o[e] += wi * y[e];
+      }
     }
   });
   return ffi::Error::Success();
@@ -84,12 +90,13 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w, ffi::Buffer<f
     for (size_t i = 0; i < n; ++i) {
       const float wi = wp[i], *y = ys[i];
       float* dy = dys[i];
-      double acc = 0.0;
-      for (int64_t e = e0; e < e1; ++e) {
-        dy[e] = wi * gp[e];
-        acc += static_cast<double>(gp[e]) * y[e];
-      }
-      partial[b * n + i] = acc;
+      for (int64_t e = e0; e < e1; ++e) dy[e] = wi * gp[e];
+      double acc[4] = {0.0, 0.0, 0.0, 0.0};   // independent sums: no serial add chain
+      int64_t e = e0;
+      for (; e + 4 <= e1; e += 4)
+        for (int k = 0; k < 4; ++k) acc[k] += static_cast<double>(gp[e + k]) * y[e + k];
+      for (; e < e1; ++e) acc[0] += static_cast<double>(gp[e]) * y[e];
+      partial[b * n + i] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
   });
   float* dwp = (*dw)->typed_data();
