@@ -44,6 +44,9 @@ they win over the per-backend table):
 ``PRDARTS_POOL_IMPL``
     formulation for :func:`max_pool3` and :func:`avg_pool3`, one of
     ``IMPLS["max_pool3"]``.
+``PRDARTS_BN_IMPL``, ``PRDARTS_SGD_IMPL``, ``PRDARTS_EDGE_SUM_IMPL``
+    formulation of the BatchNorm (`batch_norm`), the weights' SGD update (`sgd_update`) and a
+    mixed edge's weighted sum (`weighted_sum`), each ``"xla"`` or ``"native"``.
 
 Max-pool gradients at ties (equal values inside one window, e.g. after a ReLU)
 may be routed differently by the formulations; each is a valid subgradient.
@@ -123,8 +126,8 @@ def _check_impl(primitive: str, impl: str, source: str = "impl") -> str:
 def default_impl(primitive: str, backend: str | None = None) -> str:
     """The formulation ``primitive`` uses when ``impl=None`` on ``backend``.
 
-    An environment override (``PRDARTS_DEPTHWISE_IMPL``, ``PRDARTS_POOL_IMPL``,
-    ``PRDARTS_BN_IMPL``) wins over the per-backend table; ``backend`` defaults to
+    An environment override (``ENV_VARS``: ``PRDARTS_DEPTHWISE_IMPL``, ``PRDARTS_POOL_IMPL``,
+    ...) wins over the per-backend table; ``backend`` defaults to
     ``jax.default_backend()``.  Unknown backends get the GPU/TPU choice (the
     native ops).
     """
