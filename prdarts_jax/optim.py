@@ -47,7 +47,8 @@ def sgd_step(params: Any, state: tuple, grads: Any, lr: jax.Array | float, *, mo
     (params - lr · update, new state). With the `sgd_update` formulation "native" in force, on
     a CPU, one C++ call does it for every leaf (`kernels/sgd_update.py`); else optax's chain."""
     trace = state[-1]
-    assert isinstance(trace, optax.TraceState), "state must be sgd(...)'s"
+    if not isinstance(trace, optax.TraceState):
+        raise TypeError(f"sgd_step needs the state of sgd(...), got {type(trace).__name__}")
     native = formulations.native_sgd_update(params, trace.trace, grads, lr, momentum=momentum,
                                             weight_decay=weight_decay, grad_clip=grad_clip)
     if native is not None:

@@ -41,8 +41,10 @@ class _Recorded(meta.AxisMetadata):
     def unbox(self) -> Any:
         return self.value
 
-    def replace_boxed(self, val: Any) -> "_Recorded":
-        return _Recorded(val, self.recipe, self.key)
+    def replace_boxed(self, val: Any) -> Any:
+        """A value assigned during `init` is no longer what the initialiser draws: it stays
+        unrecorded, so that `init_variables` compiles the whole `init`."""
+        return val
 
     def add_axis(self, index: int, params: dict[str, Any]) -> "_Recorded":
         raise NotImplementedError("recorded initialisers are not lifted over axes")
@@ -60,8 +62,8 @@ def _record(recipe: Any, key: jax.Array | None, shape: tuple[int, ...], dtype: A
             ) -> _Recorded | None:
     """The box to return while recording (a traced placeholder of the shape), else None."""
     zero = _RECORDING.get()
-    if zero is None or isinstance(key, jax.core.Tracer):   # (a traced key: compile the init)
-        return None
+    if zero is None or (key is not None and not _raw_key(key)):
+        return None     # (not recording, or a traced or typed key: the fallback compiles init)
     key_data = None if key is None else tuple(int(k) for k in np.asarray(key).ravel())
     return _Recorded(jnp.broadcast_to(zero.astype(dtype), shape), recipe, key_data)
 
@@ -85,15 +87,22 @@ class Constant:
 
     value: float
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, dtype: Any = None) -> Any:
         """`(shape[, dtype])` for a variable, `(key, shape[, dtype])` for a parameter."""
         if args and isinstance(args[0], jax.Array):
             args = args[1:]
-        shape, dtype = tuple(args[0]), (args[1] if len(args) > 1 else jnp.float32)
+        shape = tuple(args[0])
+        dtype = dtype if dtype is not None else (args[1] if len(args) > 1 else jnp.float32)
         recorded = _record(self, None, shape, dtype)
         if recorded is not None:
             return recorded
         return jnp.full(shape, self.value, dtype)
+
+
+def _raw_key(key: Any) -> bool:
+    """A concrete `PRNGKey` (uint32[2]), whose data the recording can keep."""
+    return (isinstance(key, jax.Array) and not isinstance(key, jax.core.Tracer)
+            and key.dtype == jnp.uint32 and key.shape == (2,))
 
 
 def uniform_fan_in(fan_in: int) -> UniformFanIn:
@@ -150,7 +159,7 @@ def init_variables(module: nn.Module, key: jax.Array, *args: Any) -> dict:
 
 def _recorded(module: nn.Module, key: jax.Array, args: tuple) -> Any:
     """`module.init`'s variables as recorded initialisers (shapes and keys), or None."""
-    if not (isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)):
+    if not _raw_key(key):
         return None
     static = (bool, int, float, str, type(None))
     traced = [i for i, a in enumerate(args) if not isinstance(a, static)]
@@ -166,7 +175,10 @@ def _recorded(module: nn.Module, key: jax.Array, args: tuple) -> Any:
         finally:
             _RECORDING.reset(token)
 
-    shapes = jax.eval_shape(record, jax.ShapeDtypeStruct((), jnp.float32),
-                            [args[i] for i in traced])
+    try:
+        shapes = jax.eval_shape(record, jax.ShapeDtypeStruct((), jnp.float32),
+                                [args[i] for i in traced])
+    except Exception:  # noqa: BLE001 - a module recording cannot serve (lifted transforms, an
+        return None    # initialiser that computes with another's value): compile its init
     leaves = jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, _Recorded))
     return shapes if all(isinstance(leaf, _Recorded) for leaf in leaves) else None

@@ -38,8 +38,9 @@ def position_id(cycle: int, epoch: int, step: int) -> int:
 class Checkpointer:
     """Saves and restores checkpoints under `<workdir>/checkpoints`.
 
-    Saves are synchronous: the step programs donate the state's buffers right after a save, so
-    an asynchronous copy would risk reading freed memory.
+    Saves are synchronous: a save returns once the checkpoint is committed, so a run killed
+    after it resumes there (the step programs donate the state's buffers right after a save;
+    in a single process the save writes host copies, `save`).
     """
 
     def __init__(self, workdir: str, keep: int = 3, keep_every: int = CYCLE_STRIDE, *,

@@ -148,8 +148,8 @@ FIELD_DOCS: dict[str, str] = {
     "reinit_morphed_every_cycle": "re-morph children from their lineage every cycle (the release)",
     "depthwise_impl": "formulation of the depthwise conv; empty: the backend's default",
     "pool_impl": "formulation of the 3x3 pools; empty: the backend's default",
-    "bn_impl": "formulation of the training-mode BatchNorm (xla, native); empty: the backend's "
-               "default",
+    "bn_impl": "formulation of the BatchNorm, training and evaluation mode (xla, native); empty: "
+               "the backend's default",
     "sgd_impl": "formulation of the weights' SGD update (xla: optax's chain, native: C++ calls "
                 "for all leaves); empty: the backend's default",
     "edge_sum_impl": "formulation of a mixed edge's α-weighted sum of its ops (xla, native); "

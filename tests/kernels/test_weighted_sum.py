@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -7,6 +12,7 @@ import pytest
 from prdarts_jax.kernels import native_kernels, primitives
 from prdarts_jax.kernels.weighted_sum import weighted_sum
 
+ROOT = Path(__file__).resolve().parents[2]
 needs_compiler = pytest.mark.skipif(native_kernels.compiler() is None,
                                     reason="no C++ compiler on this machine")
 
@@ -65,3 +71,29 @@ def test_off_switch_other_dtypes_and_the_formulation_in_use(monkeypatch):
     with pytest.raises(ValueError, match="unknown impl 'fast' for weighted_sum"):
         with primitives.use_impls(weighted_sum="fast"):
             pass
+
+
+_SHARDED = """
+import jax, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tests.kernels.test_weighted_sum import _operands, _value_and_grads
+mesh = Mesh(np.array(jax.devices()), ("data",))
+assert len(jax.devices()) == 8
+w, ys, g = _operands(3, (16, 4, 4, 8))
+batch = NamedSharding(mesh, PartitionSpec("data"))
+sharded = (w, jax.device_put(ys, batch), jax.device_put(g, batch))
+a, b = _value_and_grads("native")(*sharded), _value_and_grads("native")(w, ys, g)
+print(max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
+          for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
+"""
+
+
+@needs_compiler
+def test_native_on_a_batch_sharded_over_devices_equals_one_device():
+    """XLA gathers the operands of a call it cannot split: correct, not parallel."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    done = subprocess.run([sys.executable, "-c", _SHARDED], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) < 1e-5

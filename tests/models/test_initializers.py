@@ -85,3 +85,37 @@ def test_a_traced_key_falls_back_to_tracing_the_init():
     want = ReLUConvBN(5, False).init(jax.random.PRNGKey(4), x, True)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+class _AssignsDuringInit(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        v = self.variable("batch_stats", "v", initializers.Constant(0.0), (2,), jnp.float32)
+        v.value = v.value + x.sum()
+        return x
+
+
+class _Wraps(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        init = initializers.uniform_fan_in(4)
+        return x + self.param("w", lambda k, s: 2.0 * init(k, s), (3,))
+
+
+@pytest.mark.parametrize("module", [_AssignsDuringInit(), _Wraps()],
+                         ids=["assigned during init", "initialiser wrapped"])
+def test_what_recording_cannot_serve_falls_back_to_init(module):
+    """A value assigned during `init`, or an initialiser computing with another's value, is
+    not what a recorded initialiser draws: the whole `init` is compiled instead."""
+    x = jnp.full((2, 3), 1.5, jnp.float32)
+    key = jax.random.PRNGKey(6)
+    assert initializers._recorded(module, key, (x,)) is None
+    got = initializers.init_variables(module, key, x)
+    want = module.init(key, x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_constant_takes_its_dtype_by_keyword():
+    got = initializers.Constant(2.0)(jax.random.PRNGKey(0), (2,), dtype=jnp.bfloat16)
+    assert got.dtype == jnp.bfloat16 and np.all(np.asarray(got, np.float32) == 2.0)
