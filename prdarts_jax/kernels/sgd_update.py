@@ -1,9 +1,9 @@
-"""The search's weight update as one native call (`primitives.IMPLS["sgd_update"]`).
+"""The search's weight update as a few native calls (`primitives.IMPLS["sgd_update"]`).
 
 ``"xla"``: optax's chain (`optim.sgd`), which XLA:CPU builds as two kernels per parameter leaf
 (the global norm's reduction, the update), compiled apart: a few seconds of every cycle's
-compile for a program that runs in microseconds. ``"native"``: on the CPU, for float32, one call
-of two compiled C++ kernels (``native/sgd.cc``) per group of `GROUP` leaves, the sum of
+compile for a program that runs in microseconds. ``"native"``: on the CPU, for float32, two calls
+of compiled C++ kernels (``native/sgd.cc``) per group of `GROUP` leaves, the sum of
 squares and the update, which XLA has nothing to compile for (groups, because XLA's compile time
 grows faster than linearly with one call's number of operands: 547 leaves in one call took 4.7
 s). It computes the same float32 operations in the same order; only the global norm's sum

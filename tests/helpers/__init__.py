@@ -7,6 +7,7 @@ Hypothesis strategies are in `tests.helpers.strategies`, fabricated workdirs in
 
 import os
 import shutil
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,6 +19,17 @@ from configs import quick
 VOLATILE = ("compile", "memory_bytes")
 """Record keys that differ between two runs of the same computation, besides those ending in
 `seconds`: what compiling cost (cache hits, seconds per program) and the memory measured."""
+
+
+def last_number_on_eight_cpu_devices(script: str) -> float:
+    """Runs `script` (Python) in a process with 8 CPU devices, from the repository root, and
+    returns the last number it printed; its stderr tail if it fails."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return float(done.stdout.split()[-1])
 
 
 def without_timings(record, also=()):

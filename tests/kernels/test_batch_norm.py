@@ -1,8 +1,3 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -11,8 +6,8 @@ import pytest
 
 from prdarts_jax.kernels import native_kernels, primitives
 from prdarts_jax.kernels.batch_norm import normalize_eval, normalize_train
+from tests.helpers import last_number_on_eight_cpu_devices
 
-ROOT = Path(__file__).resolve().parents[2]
 needs_compiler = pytest.mark.skipif(native_kernels.compiler() is None,
                                     reason="no C++ compiler on this machine")
 
@@ -84,12 +79,7 @@ print(max(jax.tree.leaves(diffs)))
 def test_native_on_a_batch_sharded_over_devices_equals_one_device():
     """XLA gathers the operand of a call it cannot split: the statistics stay the global
     batch's, as with XLA's own BatchNorm under data parallelism (8 CPU devices)."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    done = subprocess.run([sys.executable, "-c", _SHARDED], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert float(done.stdout.split()[-1]) < 1e-6
+    assert last_number_on_eight_cpu_devices(_SHARDED) < 1e-6
 
 
 def test_off_switch_and_other_dtypes_compute_as_xla(monkeypatch):

@@ -1,8 +1,3 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -12,8 +7,8 @@ import pytest
 from prdarts_jax.kernels import native_kernels, primitives
 from prdarts_jax.kernels.sgd_update import GROUP
 from prdarts_jax.optim import sgd, sgd_step
+from tests.helpers import last_number_on_eight_cpu_devices
 
-ROOT = Path(__file__).resolve().parents[2]
 needs_compiler = pytest.mark.skipif(native_kernels.compiler() is None,
                                     reason="no C++ compiler on this machine")
 HYPER = {"momentum": 0.9, "weight_decay": 3e-4, "grad_clip": 5.0}
@@ -99,12 +94,7 @@ print(max(float(np.abs(np.asarray(x) - np.asarray(y)).max(initial=0.0))
 
 @needs_compiler
 def test_native_on_state_replicated_over_devices_equals_one_device():
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    done = subprocess.run([sys.executable, "-c", _REPLICATED], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert float(done.stdout.split()[-1]) == 0.0
+    assert last_number_on_eight_cpu_devices(_REPLICATED) == 0.0
 
 
 def test_off_switch_and_other_dtypes_compute_as_the_chain(monkeypatch):

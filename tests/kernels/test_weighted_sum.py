@@ -1,8 +1,3 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -11,8 +6,8 @@ import pytest
 
 from prdarts_jax.kernels import native_kernels, primitives
 from prdarts_jax.kernels.weighted_sum import weighted_sum
+from tests.helpers import last_number_on_eight_cpu_devices
 
-ROOT = Path(__file__).resolve().parents[2]
 needs_compiler = pytest.mark.skipif(native_kernels.compiler() is None,
                                     reason="no C++ compiler on this machine")
 
@@ -91,9 +86,4 @@ print(max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
 @needs_compiler
 def test_native_on_a_batch_sharded_over_devices_equals_one_device():
     """XLA gathers the operands of a call it cannot split: correct, not parallel."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    done = subprocess.run([sys.executable, "-c", _SHARDED], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert float(done.stdout.split()[-1]) < 1e-5
+    assert last_number_on_eight_cpu_devices(_SHARDED) < 1e-5

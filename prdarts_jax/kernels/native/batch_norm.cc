@@ -55,14 +55,31 @@ void Rows(ffi::ThreadPool& pool, int64_t m, int64_t c, F f) {
   });
 }
 
+ffi::Error CheckStatistics(ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& ra_mean,
+                           ffi::Buffer<ffi::F32>& ra_var) {
+  auto xd = x.dimensions();
+  if (xd.size() != 2 || ra_mean.element_count() != xd[1] || ra_var.element_count() != xd[1])
+    return ffi::Error::InvalidArgument("batch norm: x must be (M, C) and the statistics (C)");
+  return ffi::Error::Success();
+}
+
+// y = (x - mean) * inv, row by row on the fixed blocks.
+void Normalize(ffi::ThreadPool& pool, int64_t m, int64_t c, const float* xp, const float* mean,
+               const float* inv, float* yp) {
+  Rows(pool, m, c, [&](int64_t r) {
+    const float* row = xp + r * c;
+    float* out = yp + r * c;
+    for (int64_t j = 0; j < c; ++j) out[j] = (row[j] - mean[j]) * inv[j];
+  });
+}
+
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> ra_mean,
                    ffi::Buffer<ffi::F32> ra_var, ffi::ResultBuffer<ffi::F32> y,
                    ffi::ResultBuffer<ffi::F32> mean_out, ffi::ResultBuffer<ffi::F32> inv_out,
                    ffi::ResultBuffer<ffi::F32> ra_mean_out, ffi::ResultBuffer<ffi::F32> ra_var_out,
                    float momentum, float eps) {
+  if (auto err = CheckStatistics(x, ra_mean, ra_var); err.failure()) return err;
   auto xd = x.dimensions();
-  if (xd.size() != 2 || ra_mean.element_count() != xd[1] || ra_var.element_count() != xd[1])
-    return ffi::Error::InvalidArgument("batch norm: x must be (M, C) and the statistics (C)");
   const int64_t m = xd[0], c = xd[1];
   if (m < 1) return ffi::Error::InvalidArgument("batch norm: no rows");
   const float* xp = x.typed_data();
@@ -90,12 +107,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     ra_mean_out->typed_data()[j] = a * ra_mean.typed_data()[j] + b * mean[j];
     ra_var_out->typed_data()[j] = a * ra_var.typed_data()[j] + b * (var * unbias);
   }
-  float* yp = y->typed_data();
-  Rows(pool, m, c, [&](int64_t r) {
-    const float* row = xp + r * c;
-    float* out = yp + r * c;
-    for (int64_t j = 0; j < c; ++j) out[j] = (row[j] - mean[j]) * inv[j];
-  });
+  Normalize(pool, m, c, xp, mean.data(), inv.data(), y->typed_data());
   return ffi::Error::Success();
 }
 
@@ -136,19 +148,13 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g, ffi::Buffer<f
 ffi::Error Inference(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                      ffi::Buffer<ffi::F32> ra_mean, ffi::Buffer<ffi::F32> ra_var,
                      ffi::ResultBuffer<ffi::F32> y, float eps) {
+  if (auto err = CheckStatistics(x, ra_mean, ra_var); err.failure()) return err;
   auto xd = x.dimensions();
-  if (xd.size() != 2 || ra_mean.element_count() != xd[1] || ra_var.element_count() != xd[1])
-    return ffi::Error::InvalidArgument("batch norm: x must be (M, C) and the statistics (C)");
   const int64_t m = xd[0], c = xd[1];
   const float *xp = x.typed_data(), *mean = ra_mean.typed_data();
   std::vector<float> inv(c);
   for (int64_t j = 0; j < c; ++j) inv[j] = 1.0f / std::sqrt(ra_var.typed_data()[j] + eps);
-  float* yp = y->typed_data();
-  Rows(pool, m, c, [&](int64_t r) {
-    const float* row = xp + r * c;
-    float* out = yp + r * c;
-    for (int64_t j = 0; j < c; ++j) out[j] = (row[j] - mean[j]) * inv[j];
-  });
+  Normalize(pool, m, c, xp, mean, inv.data(), y->typed_data());
   return ffi::Error::Success();
 }
 
