@@ -1,7 +1,11 @@
-"""Checkpoints: nothing on disk before the first save, and a checkpoint of another format
-version is not taken (CheckpointError when it is the only one)."""
+"""Checkpoints: nothing on disk before the first save; a checkpoint of another format version,
+or of another structure, is not taken (CheckpointError when it is the only one); a single
+process saves in the background, its state packed per dtype; format 1 still restores."""
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from prdarts_jax.errors import CheckpointError
@@ -35,3 +39,45 @@ def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, monkeypatch
     with pytest.raises(CheckpointError, match="none of the 1 checkpoints .* is readable"):
         ckpt.restore_latest(_target)
     ckpt.close()
+
+
+def test_a_single_process_saves_in_the_background_and_packs_the_state(tmp_path):
+    ckpt = Checkpointer(str(tmp_path))
+    assert ckpt.asynchronous
+    state = {"w": jnp.arange(3.0), "n": jnp.int32(4)}
+    ckpt.save(1, state, {"n": 1})
+    state = jax.jit(lambda s: jax.tree.map(lambda x: x + 1, s), donate_argnums=0)(state)
+    ckpt.save(2, state, {"n": 2})
+    ckpt.wait()
+    assert ckpt.steps() == [1, 2]
+    meta = ckpt.manager.restore(1, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    assert meta["format_version"] == checkpoints.FORMAT_VERSION and meta["packed"]
+    restored, meta = ckpt.restore_latest(lambda _: {"w": jnp.zeros(3), "n": jnp.int32(0)})
+    ckpt.close()
+    assert meta["n"] == 2 and restored["w"].tolist() == [1.0, 2.0, 3.0]
+    assert restored["n"].dtype == jnp.int32 and int(restored["n"]) == 5
+
+
+def test_a_packed_checkpoint_is_not_restored_into_another_structure(tmp_path):
+    ckpt = Checkpointer(str(tmp_path))
+    ckpt.save(1, {"w": jnp.ones(3)}, {})
+    ckpt.close()
+    ckpt = Checkpointer(str(tmp_path))
+    with pytest.raises(CheckpointError, match="none of the 1 checkpoints .* is readable"):
+        ckpt.restore_latest(lambda _: {"v": jnp.zeros(3)})
+    ckpt.close()
+
+
+def test_a_checkpoint_of_format_1_leaf_by_leaf_still_restores(tmp_path):
+    """Format 1 (before packing), as several processes still write it."""
+    manager = ocp.CheckpointManager(str(tmp_path / checkpoints.CHECKPOINT_DIR),
+                                    item_names=("state", "meta"))
+    manager.save(3, args=ocp.args.Composite(
+        state=ocp.args.StandardSave({"w": np.arange(3.0, dtype=np.float32)}),
+        meta=ocp.args.JsonSave({"format_version": 1, "n": 3})))
+    manager.wait_until_finished()
+    manager.close()
+    ckpt = Checkpointer(str(tmp_path), asynchronous=False)
+    state, meta = ckpt.restore_latest(_target)
+    ckpt.close()
+    assert meta["n"] == 3 and state["w"].tolist() == [0.0, 1.0, 2.0]
