@@ -95,7 +95,6 @@ def _finished(ctx: SearchContext, run: SearchRun, genotype: Genotype) -> Genotyp
     """The `finished` metrics record, then the files of a finished search (genotype.json, the
     marker of a finished workdir, last) and the closing lines. A resume from the final
     checkpoint, whatever was cut short after it, comes here again."""
-    ctx.ckpt.wait()   # the finished checkpoint is committed before the files that say so
     record = None
     if ctx.metrics.enabled:
         seconds, compile_seconds = run.seconds(ctx)

@@ -1,6 +1,6 @@
 """Checkpoints: nothing on disk before the first save; a checkpoint of another format version,
 or of another structure, is not taken (CheckpointError when it is the only one); a single
-process saves in the background, its state packed per dtype; format 1 still restores."""
+process saves its state packed per dtype; format 1 still restores."""
 
 import jax
 import jax.numpy as jnp
@@ -41,21 +41,22 @@ def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, monkeypatch
     ckpt.close()
 
 
-def test_a_single_process_saves_in_the_background_and_packs_the_state(tmp_path):
+def test_a_single_process_saves_its_state_packed_and_the_buffers_may_be_donated(tmp_path):
     ckpt = Checkpointer(str(tmp_path))
-    assert ckpt.asynchronous
     state = {"w": jnp.arange(3.0), "n": jnp.int32(4)}
     ckpt.save(1, state, {"n": 1})
     state = jax.jit(lambda s: jax.tree.map(lambda x: x + 1, s), donate_argnums=0)(state)
-    ckpt.save(2, state, {"n": 2})
-    ckpt.wait()
-    assert ckpt.steps() == [1, 2]
+    assert ckpt.steps() == [1]
     meta = ckpt.manager.restore(1, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     assert meta["format_version"] == checkpoints.FORMAT_VERSION and meta["packed"]
+    stored = ckpt.manager.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore(
+        {"float32": jax.ShapeDtypeStruct((3,), jnp.float32),
+         "int32": jax.ShapeDtypeStruct((1,), jnp.int32)})))["state"]
+    assert stored["float32"].tolist() == [0.0, 1.0, 2.0] and stored["int32"].tolist() == [4]
     restored, meta = ckpt.restore_latest(lambda _: {"w": jnp.zeros(3), "n": jnp.int32(0)})
     ckpt.close()
-    assert meta["n"] == 2 and restored["w"].tolist() == [1.0, 2.0, 3.0]
-    assert restored["n"].dtype == jnp.int32 and int(restored["n"]) == 5
+    assert meta["n"] == 1 and restored["w"].tolist() == [0.0, 1.0, 2.0]
+    assert restored["n"].dtype == jnp.int32 and int(restored["n"]) == 4
 
 
 def test_a_packed_checkpoint_is_not_restored_into_another_structure(tmp_path):
@@ -77,7 +78,7 @@ def test_a_checkpoint_of_format_1_leaf_by_leaf_still_restores(tmp_path):
         meta=ocp.args.JsonSave({"format_version": 1, "n": 3})))
     manager.wait_until_finished()
     manager.close()
-    ckpt = Checkpointer(str(tmp_path), asynchronous=False)
+    ckpt = Checkpointer(str(tmp_path))
     state, meta = ckpt.restore_latest(_target)
     ckpt.close()
     assert meta["n"] == 3 and state["w"].tolist() == [0.0, 1.0, 2.0]

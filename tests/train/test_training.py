@@ -310,9 +310,7 @@ def _run_killed(workdir, data_dir, env):
 
 def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, data_dir, short_straight):
     _run_killed(tmp_path, data_dir, {"PRDARTS_FAULT_AT": "2,1"})
-    left = sorted(os.listdir(tmp_path / "checkpoints"))
-    # the epoch-2 save runs in the background: committed, or cut short by the kill
-    assert left[0] == "1000000" and len(left) == 2 and left[1].startswith("2000000"), left
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1000000", "2000000"]
     _assert_resumes_to(tmp_path, short_straight, data_dir)
 
 
