@@ -270,6 +270,17 @@ def _dw_shift_dx(g, w, h, wd, stride, dilation, pad):
     return out
 
 
+def _dilated_cotangent(g, h, wd, k, stride, dilation, pad):
+    """The cotangent `g` (N, Ho, Wo, C) of a depthwise conv of an (N, h, wd, C) input, with
+    stride - 1 zeros between its pixels and padded (or cropped) so that the stride-1 'valid'
+    conv of it with the flipped kernel is the input gradient (as `_dw_shift_dx` computes)."""
+    span = (k - 1) * dilation
+    ho, wo = g.shape[1:3]
+    return lax.pad(g, np.asarray(0, g.dtype),
+                   ((0, 0, 0), (span - pad, h + pad - (ho - 1) * stride - 1, stride - 1),
+                    (span - pad, wd + pad - (wo - 1) * stride - 1, stride - 1), (0, 0, 0)))
+
+
 def _dw_shift_dw(x, g, k, stride, dilation, pad):
     """Kernel gradient: all ``k * k`` tap products reduced over the pixels of each image in one
     variadic reduce (one pass over the input), then over the batch.
@@ -329,6 +340,11 @@ def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
     if native and stride == 1 and 2 * pad == (k - 1) * dilation:
         # the input gradient of a stride-1 'same' conv is the conv of g with the flipped kernel
         dx = _dw_native(g, w[::-1, ::-1], 1, dilation, pad)
+    elif native:
+        # in general, of g dilated by the stride and padded to the input's extent: one padding
+        # kernel instead of k*k shifted slices (and the grouped conv they fall back to)
+        dx = _dw_native(_dilated_cotangent(g, x.shape[1], x.shape[2], k, stride, dilation, pad),
+                        w[::-1, ::-1], 1, dilation, 0)
     else:
         dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
                      grouped_dx, g, w)

@@ -88,6 +88,31 @@ def test_shift_vjp_uses_the_native_kernel_on_the_cpu_and_stays_differentiable():
     np.testing.assert_allclose(second(x), want2(x), rtol=1e-4, atol=1e-4)
 
 
+@needs_compiler
+@pytest.mark.parametrize("n,h,c,k,dilation", [
+    (2, 8, 5, 3, 1),     # the reduction cells' stride-2 convs
+    (3, 7, 20, 5, 1),    # odd size
+    (2, 8, 6, 5, 2),     # dilated
+    (1, 4, 3, 7, 1),     # kernel wider than the input
+    (2, 2, 4, 3, 1),     # one output pixel
+])
+def test_strided_input_gradient_is_a_native_conv_of_the_dilated_cotangent(n, h, c, k, dilation):
+    """A stride-2 conv's input gradient: one padding kernel and the native conv, instead of
+    k*k shifted slices with the grouped conv as their fallback (both compiled)."""
+    x, g, _ = _operands(n, h, c, k, 2, dilation, seed=4)
+    w = jnp.asarray(np.random.default_rng(5).standard_normal((k, k, c)), jnp.float32)
+
+    def loss(x, w, impl):
+        return jnp.sum(primitives.depthwise_conv(x, w, stride=2, dilation=dilation, impl=impl) * g)
+
+    step = jax.value_and_grad(loss, argnums=(0, 1))
+    text = jax.jit(step, static_argnums=2).lower(x, w, "shift_vjp").as_text()
+    assert text.count("prdarts_depthwise_conv") == 2   # forward and input gradient
+    assert "stablehlo.case" not in text and "stablehlo.if" not in text
+    chex.assert_trees_all_close(step(x, w, "shift_vjp"), step(x, w, "grouped"),
+                                rtol=1e-5, atol=1e-5)
+
+
 def test_off_switch_keeps_the_xla_reduction(monkeypatch):
     monkeypatch.setenv(native_kernels.ENV, "off")
     x, g, _ = _operands(2, 6, 5, 3, 1, 1)
