@@ -98,6 +98,10 @@ class Constant:
             return recorded
         return jnp.full(shape, self.value, dtype)
 
+    def host(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """The same values as a NumPy array."""
+        return np.full(shape, self.value, dtype)
+
 
 def _raw_key(key: Any) -> bool:
     """A concrete `PRNGKey` (uint32[2]), whose data the recording can keep."""
@@ -113,9 +117,10 @@ def uniform_fan_in(fan_in: int) -> UniformFanIn:
 @functools.lru_cache(maxsize=16)
 def _drawer(groups: tuple[tuple[UniformFanIn, tuple[int, ...], Any, int], ...]) -> Callable:
     """One compiled program that draws, for each (recipe, shape, dtype, n) of `groups`, `n`
-    values of the recipe from `n` stacked keys."""
+    values of the recipe from `n` stacked keys, returned as `n` arrays (slicing them apart
+    outside would compile a small program per shape)."""
     def draw(keys):
-        return [jax.vmap(lambda k, r=r, s=s, d=d: r(k, s, d))(k)
+        return [list(jax.vmap(lambda k, r=r, s=s, d=d: r(k, s, d))(k))
                 for (r, s, d, _), k in zip(groups, keys)]
     keys = [jax.ShapeDtypeStruct((n, 2), jnp.uint32) for *_, n in groups]
     return jax.jit(draw).lower(keys).compile(compiler_options=_UNOPTIMIZED)
@@ -136,9 +141,11 @@ def _materialize(tree: Any) -> Any:
         for where, group in zip(groups.values(), drawn):
             for j, i in enumerate(where):
                 values[i] = group[j]
-    for i, leaf in enumerate(leaves):
-        if leaf.key is None:
-            values[i] = leaf.recipe(leaf.value.shape, leaf.value.dtype)
+    constants = [i for i, leaf in enumerate(leaves) if leaf.key is None]
+    placed = jax.device_put([leaves[i].recipe.host(leaves[i].value.shape, leaves[i].value.dtype)
+                             for i in constants])   # copies, nothing to compile
+    for i, value in zip(constants, placed):
+        values[i] = value
     return jax.tree.unflatten(treedef, values)
 
 
