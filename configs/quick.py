@@ -6,7 +6,7 @@ A tiny supernet (C=8, 5 cells) and four short cycles that exercise everything th
 schedule does: pruning with replacement by morphed children (cycles 1–2), pruning only (3) and
 the final pruning to one op per edge (4). Expected cost on a 2-core CPU (measured 2026-12-06):
 1.1 min with an empty compilation cache, 62 % of it tracing and XLA compiling each cycle's
-programs (the structure changes every cycle); 31 s when run again with that cache (a
+programs (the structure changes every cycle); 30 s when run again with that cache (a
 resume, a rerun), which loads them from the program store. Final α-half validation accuracy
 0.857. Without a C++ compiler (XLA's formulations) about 4 min cold.
 """
