@@ -250,35 +250,29 @@ def _dw_shift(x, w, stride, dilation, pad):
     return out
 
 
-def _dw_shift_dx(g, w, h, wd, stride, dilation, pad):
-    """Input gradient: the cotangent, dilated by ``stride``, correlated with the flipped kernel."""
-    k = w.shape[0]
-    n, ho, wo, c = g.shape
-    span = (k - 1) * dilation
-    gz = lax.pad(
-        g,
-        np.asarray(0, g.dtype),
-        ((0, 0, 0), (span, h + pad - (ho - 1) * stride - 1, stride - 1),
-         (span, wd + pad - (wo - 1) * stride - 1, stride - 1), (0, 0, 0)),
-    )
-    out = None
-    for i in range(k):
-        for j in range(k):
-            h0, w0 = pad + (k - 1 - i) * dilation, pad + (k - 1 - j) * dilation
-            term = lax.slice(gz, (0, h0, w0, 0), (n, h0 + h, w0 + wd, c)) * w[i, j]
-            out = term if out is None else out + term
-    return out
-
-
 def _dilated_cotangent(g, h, wd, k, stride, dilation, pad):
     """The cotangent `g` (N, Ho, Wo, C) of a depthwise conv of an (N, h, wd, C) input, with
     stride - 1 zeros between its pixels and padded (or cropped) so that the stride-1 'valid'
-    conv of it with the flipped kernel is the input gradient (as `_dw_shift_dx` computes)."""
+    correlation of it with the flipped kernel is the input gradient."""
     span = (k - 1) * dilation
     ho, wo = g.shape[1:3]
     return lax.pad(g, np.asarray(0, g.dtype),
                    ((0, 0, 0), (span - pad, h + pad - (ho - 1) * stride - 1, stride - 1),
                     (span - pad, wd + pad - (wo - 1) * stride - 1, stride - 1), (0, 0, 0)))
+
+
+def _dw_shift_dx(g, w, h, wd, stride, dilation, pad):
+    """Input gradient: the dilated cotangent correlated with the flipped kernel, tap by tap."""
+    k = w.shape[0]
+    n, c = g.shape[0], g.shape[3]
+    gz = _dilated_cotangent(g, h, wd, k, stride, dilation, pad)
+    out = None
+    for i in range(k):
+        for j in range(k):
+            h0, w0 = (k - 1 - i) * dilation, (k - 1 - j) * dilation
+            term = lax.slice(gz, (0, h0, w0, 0), (n, h0 + h, w0 + wd, c)) * w[i, j]
+            out = term if out is None else out + term
+    return out
 
 
 def _dw_shift_dw(x, g, k, stride, dilation, pad):

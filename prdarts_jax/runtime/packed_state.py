@@ -68,9 +68,6 @@ def unpack(packed: dict[str, Any], target: Any) -> Any:
     if any(offsets[name] != a.size for name, a in arrays.items()):
         raise ValueError("the packed state holds more numbers than its target")
     shardings = [getattr(leaf, "sharding", None) for leaf in leaves]
-    if all(s is not None for s in shardings):
-        placed = jax.device_put(values, shardings)
-    else:
-        placed = [jax.device_put(v, s) if s is not None else jax.device_put(v) for v, s in
-                  zip(values, shardings)]
-    return jax.tree.unflatten(treedef, placed)
+    if all(s is not None for s in shardings):   # one call for all leaves
+        return jax.tree.unflatten(treedef, jax.device_put(values, shardings))
+    return jax.tree.unflatten(treedef, [jax.device_put(v, s) for v, s in zip(values, shardings)])
