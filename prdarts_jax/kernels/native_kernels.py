@@ -211,13 +211,15 @@ def depthwise_kernel_grad(x: jax.Array, g: jax.Array, k: int, stride: int, dilat
 
 
 def depthwise_conv(x: jax.Array, w: jax.Array, out_hw: tuple[int, int], stride: int,
-                   dilation: int, pad: int) -> jax.Array:
-    """Depthwise conv of `x` (N, H, W, C) with `w` (k, k, C), zero padding `pad` on every side,
-    output (N, *out_hw, C), float32, through the native kernel (not differentiable: `primitives`
-    wraps it in a custom VJP)."""
+                   dilation: int, pad: int, flip: bool = False) -> jax.Array:
+    """Depthwise conv of `x` (N, H, W, C) with `w` (k, k, C), or with `w[::-1, ::-1]` if `flip`
+    (read in reverse, not copied: no kernel of XLA's per call), zero padding `pad` on every
+    side, output (N, *out_hw, C), float32, through the native kernel (not differentiable:
+    `primitives` wraps it in a custom VJP)."""
     out = jax.ShapeDtypeStruct((x.shape[0], *out_hw, x.shape[-1]), jnp.float32)
     call = jax.ffi.ffi_call("prdarts_depthwise_conv", out, vmap_method="sequential")
-    return call(x, w, stride=np.int32(stride), dilation=np.int32(dilation), pad=np.int32(pad))
+    return call(x, w, stride=np.int32(stride), dilation=np.int32(dilation), pad=np.int32(pad),
+                flip=np.int32(flip))
 
 
 def batch_norm_forward(x: jax.Array, ra_mean: jax.Array, ra_var: jax.Array, momentum: float,

@@ -307,7 +307,7 @@ def _dw_shift_vjp(x, w, stride, dilation, pad):
     kernels instead.
     """
     if native_kernels.use_for(x, w):
-        return _dw_native(x, w, stride, dilation, pad)
+        return _dw_native(x, w, stride, dilation, pad, False)
     return isolate(
         lambda x, w: _dw_shift(x, w, stride, dilation, pad),
         lambda x, w: _dw_grouped(x, w, stride, dilation, pad),
@@ -333,12 +333,12 @@ def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
     native = native_kernels.use_for(x, g, w)
     if native and stride == 1 and 2 * pad == (k - 1) * dilation:
         # the input gradient of a stride-1 'same' conv is the conv of g with the flipped kernel
-        dx = _dw_native(g, w[::-1, ::-1], 1, dilation, pad)
+        dx = _dw_native(g, w, 1, dilation, pad, True)
     elif native:
         # in general, of g dilated by the stride and padded to the input's extent: one padding
         # kernel instead of k*k shifted slices (and the grouped conv they fall back to)
         dx = _dw_native(_dilated_cotangent(g, x.shape[1], x.shape[2], k, stride, dilation, pad),
-                        w[::-1, ::-1], 1, dilation, 0)
+                        w, 1, dilation, 0, True)
     else:
         dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
                      grouped_dx, g, w)
@@ -352,21 +352,24 @@ def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
 # The native kernels (`native_kernels`) are opaque to JAX: each is a custom VJP whose backward
 # is the pure-XLA formulation's, so that reverse mode of second order still works.
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _dw_native(x, w, stride, dilation, pad):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _dw_native(x, w, stride, dilation, pad, flip):
+    """The conv of `x` with `w`, or with `w[::-1, ::-1]` if `flip` (the input gradient's
+    kernel, flipped by the native kernel as it reads it: no reverse of XLA's per call)."""
     k = w.shape[0]
     out_hw = tuple(out_size(n, k, stride=stride, dilation=dilation, padding=pad)
                    for n in x.shape[1:3])
-    return native_kernels.depthwise_conv(x, w, out_hw, stride, dilation, pad)
+    return native_kernels.depthwise_conv(x, w, out_hw, stride, dilation, pad, flip)
 
 
-def _dw_native_fwd(x, w, stride, dilation, pad):
-    return _dw_native(x, w, stride, dilation, pad), (x, w)
+def _dw_native_fwd(x, w, stride, dilation, pad, flip):
+    return _dw_native(x, w, stride, dilation, pad, flip), (x, w)
 
 
-def _dw_native_bwd(stride, dilation, pad, res, ct):
+def _dw_native_bwd(stride, dilation, pad, flip, res, ct):
     x, w = res
-    return jax.vjp(lambda x, w: _dw_shift(x, w, stride, dilation, pad), x, w)[1](ct)
+    return jax.vjp(lambda x, w: _dw_shift(x, w[::-1, ::-1] if flip else w, stride, dilation, pad),
+                   x, w)[1](ct)
 
 
 _dw_native.defvjp(_dw_native_fwd, _dw_native_bwd)

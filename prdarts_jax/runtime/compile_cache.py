@@ -12,11 +12,11 @@ import os
 import jax
 
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "prdarts_jax", "xla")
-MIN_COMPILE_SECONDS = 0.2
+MIN_COMPILE_SECONDS = 0.1
 """Programs that took less to compile are not written. At 1 s (JAX's default) a search's
-programs of 0.2-1 s (the first variables' draws, the α update of each cycle) were compiled
-again on every run: 2 s of a warm quick search. Smaller ones (eager ops) load no faster than
-they compile."""
+programs of 0.2-1 s (the first variables' draws) were compiled again on every run: 2 s of a
+warm quick search; at 0.2 s each cycle's α update (0.15-0.2 s) still was. Smaller ones (eager
+ops) load no faster than they compile."""
 
 
 def enable(path: str | None = None) -> str:

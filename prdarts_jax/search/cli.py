@@ -37,8 +37,7 @@ def _search() -> None:
     from prdarts_jax.loops.progress import heartbeat_seconds
     heartbeat_seconds()   # a bad $PRDARTS_HEARTBEAT_SECONDS stops here, before any work
     from prdarts_jax.runtime import xla_options
-    xla_options.for_search(_CONFIG.value.depthwise_impl,
-                           fusions=_CONFIG.value.cpu_library_fusions)
+    xla_options.for_search(fusions=_CONFIG.value.cpu_library_fusions)
     from prdarts_jax.runtime.distributed import maybe_initialize
     maybe_initialize()
     from prdarts_jax.runtime.interrupts import FaultHook

@@ -156,8 +156,8 @@ FIELD_DOCS: dict[str, str] = {
                      "empty: the backend's default",
     "num_devices": "devices of the data-parallel mesh; 0: all (every host)",
     "compilation_cache_dir": "persistent XLA compilation cache; empty: leave JAX's setting alone",
-    "cpu_library_fusions": "XLA:CPU fusions run by YNNPACK: auto (none with dense depthwise "
-                           "convs, else xla), none, eltwise or xla (XLA's own choice)",
+    "cpu_library_fusions": "XLA:CPU fusions run by YNNPACK: auto (none), none, eltwise or xla "
+                           "(XLA's own choice)",
     "fuse_grad_programs": "one gradient program for the α and weight steps (halves CPU compiles)",
     "log_every": "steps between log lines when not on a terminal; 0: none",
     "morph_selection": "uniform (the paper) or weighted: morphisms drawn by their children's fate",

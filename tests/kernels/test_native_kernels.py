@@ -69,6 +69,22 @@ def test_conv_matches_the_tap_sums(n, h, c, k, stride, dilation):
 
 
 @needs_compiler
+@pytest.mark.parametrize("k,dilation", [(3, 1), (5, 2), (7, 1), (9, 1)])
+def test_a_flipped_conv_is_the_conv_with_the_reversed_kernel_to_the_bit(k, dilation):
+    """`flip` reads the kernel in reverse (the input gradient's kernel) instead of XLA
+    reversing it into a buffer first: the same products in the same order."""
+    x, _, pad = _operands(2, 9, 20, k, 1, dilation)
+    w = jnp.asarray(np.random.default_rng(4).standard_normal((k, k, 20)), jnp.float32)
+    ho = primitives.out_size(9, k, dilation=dilation)
+    got = native_kernels.depthwise_conv(x, w, (ho, ho), 1, dilation, pad, flip=True)
+    want = native_kernels.depthwise_conv(x, w[::-1, ::-1], (ho, ho), 1, dilation, pad)
+    np.testing.assert_array_equal(got, want)
+    hlo = jax.jit(jax.grad(lambda x: jnp.sum(primitives.depthwise_conv(
+        x, w, dilation=dilation, impl="shift_vjp") ** 2))).lower(x).compile().as_text()
+    assert " reverse(" not in hlo   # the input gradient flips nothing in XLA
+
+
+@needs_compiler
 def test_shift_vjp_uses_the_native_kernel_on_the_cpu_and_stays_differentiable():
     x, g, pad = _operands(2, 6, 5, 3, 1, 1, seed=1)
     w = jnp.asarray(np.random.default_rng(2).standard_normal((3, 3, 5)), jnp.float32)

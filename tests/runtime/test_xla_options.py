@@ -37,14 +37,9 @@ def test_env_turns_the_flags_off_or_replaces_them():
     assert env["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
 
 
-def test_a_search_sets_them_only_for_dense_depthwise_convs():
+def test_a_search_sets_them_whatever_its_depthwise_formulation():
     env = {xla_options.ENV: FLAG}   # explicit flags: no jaxlib gate in the way
-    assert xla_options.for_search("shift_vjp", env) == ()
-    assert xla_options.for_search("", {**env, xla_options.DEPTHWISE_ENV: "shift_vjp"}) == ()
-    assert xla_options.for_search(None, {**env}) == ()     # the default: shift_vjp on a CPU
-    assert xla_options.for_search("", {**env}) == ()
-    assert xla_options.for_search("", {**env, xla_options.DEPTHWISE_ENV: "dense"}) == (FLAG,)
-    assert xla_options.for_search("dense", env) == (FLAG,)
+    assert xla_options.for_search(env) == (FLAG,)
     assert env["XLA_FLAGS"] == FLAG
 
 
@@ -52,18 +47,16 @@ def test_cpu_library_fusions_choose_the_search_flags():
     none = ("--xla_cpu_experimental_ynn_fusion_type=",)
     eltwise = ("--xla_cpu_experimental_ynn_fusion_type=+eltwise",)
     env: dict[str, str] = {}
-    assert xla_options.search_flags("dense", "auto", env) == none == xla_options.CPU_FLAGS
-    assert xla_options.search_flags("shift_vjp", "auto", env) == ()
-    assert xla_options.search_flags("dense", "none", env) == none
-    assert xla_options.search_flags("shift_vjp", "none", env) == none
-    assert xla_options.search_flags("dense", "xla", env) == ()
-    assert xla_options.search_flags("shift_vjp", "eltwise", env) == eltwise
-    assert xla_options.for_search("dense", env, fusions="xla") == () and "XLA_FLAGS" not in env
+    assert xla_options.search_flags("auto") == none == xla_options.CPU_FLAGS
+    assert xla_options.search_flags("none") == none
+    assert xla_options.search_flags("xla") == ()
+    assert xla_options.search_flags("eltwise") == eltwise
+    assert xla_options.for_search(env, fusions="xla") == () and "XLA_FLAGS" not in env
 
 
 def test_an_unknown_cpu_library_fusions_value_is_one_line():
     with pytest.raises(ConfigError, match="cpu_library_fusions='ynn' is unknown; use one of"):
-        xla_options.search_flags("dense", "ynn", {})
+        xla_options.search_flags("ynn")
 
 
 def test_an_untested_jaxlib_gets_nothing():
@@ -106,11 +99,6 @@ def test_retraining_asks_for_wide_vectors_only_on_a_cpu_with_avx512(tmp_path):
     assert not xla_options.has_avx512(str(tmp_path / "missing"))
 
 
-def test_the_depthwise_variable_is_the_one_primitives_reads():
-    from prdarts_jax.kernels import primitives
-    assert xla_options.DEPTHWISE_ENV == primitives.ENV_VARS["depthwise_conv"]
-
-
 def test_nothing_is_added_to_this_process_once_its_backend_runs(monkeypatch):
     """XLA read its flags already; they would only leak into child processes."""
     import jax
@@ -119,5 +107,5 @@ def test_nothing_is_added_to_this_process_once_its_backend_runs(monkeypatch):
     monkeypatch.setenv(xla_options.ENV, FLAG)
     assert xla_options.apply() == ()
     assert xla_options.for_retraining(avx512=True) == ()
-    assert xla_options.for_search("dense") == ()           # passes os.environ on explicitly
+    assert xla_options.for_search() == ()                  # passes os.environ on explicitly
     assert "XLA_FLAGS" not in os.environ

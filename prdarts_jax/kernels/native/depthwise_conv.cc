@@ -1,6 +1,7 @@
 // Depthwise convolution and its kernel gradient, XLA FFI handlers for the CPU.
 //
 //   y[n, h, w, c]  = sum_{i, j} x[n, h*s + i*d - p, w*s + j*d - p, c] * k[i, j, c]
+//                    (with `flip`, k[K-1-i, K-1-j, c]: the input gradient's kernel, no copy)
 //   dk[i, j, c]    = sum_{n, h, w} x[n, h*s + i*d - p, w*s + j*d - p, c] * g[n, h, w, c]
 //
 // x (N, H, W, C), y and g (N, Ho, Wo, C) are NHWC float32; k and dk are (K, K, C); zero padding
@@ -258,7 +259,8 @@ void ConvBlock(const Geometry& q, const float* x, const float* kp, int64_t n0, i
 }
 
 ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                ffi::ResultBuffer<ffi::F32> y, int32_t stride, int32_t dilation, int32_t pad) {
+                ffi::ResultBuffer<ffi::F32> y, int32_t stride, int32_t dilation, int32_t pad,
+                int32_t flip) {
   auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
   if (xd.size() != 4 || kd.size() != 3 || yd.size() != 4 || kd[0] != kd[1] || kd[2] != xd[3] ||
       yd[0] != xd[0] || yd[3] != xd[3])
@@ -268,8 +270,10 @@ ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::
   if (const char* bad = Check(q)) return ffi::Error::InvalidArgument(bad);
   const int64_t cp = q.cp();
   float* kp = ZeroedScratch(2, int64_t(k) * k * cp);   // the calling thread's: it waits below
-  for (int64_t t = 0; t < int64_t(k) * k; ++t)
-    std::memcpy(kp + t * cp, kernel.typed_data() + t * q.c, q.c * sizeof(float));
+  const int64_t taps = int64_t(k) * k;
+  for (int64_t t = 0; t < taps; ++t)   // flipped: tap (i, j) is (k-1-i, k-1-j), flat taps-1-t
+    std::memcpy(kp + t * cp, kernel.typed_data() + (flip ? taps - 1 - t : t) * q.c,
+                q.c * sizeof(float));
   const float* xp = x.typed_data();
   float* yp = y->typed_data();
   ForBlocks(pool, q.n, Blocks(q.n), [&](int64_t, int64_t n0, int64_t n1) {
@@ -299,4 +303,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PrdartsDepthwiseConv, Conv,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("stride")
                                   .Attr<int32_t>("dilation")
-                                  .Attr<int32_t>("pad"));
+                                  .Attr<int32_t>("pad")
+                                  .Attr<int32_t>("flip"));
