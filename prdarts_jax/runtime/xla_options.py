@@ -2,10 +2,11 @@
 
 XLA reads `XLA_FLAGS` once, when the first backend starts, so the search CLI (`search.py`, via
 `for_search`) and the search-step benchmark call `apply` first thing. It only appends: an
-option the user already named in `XLA_FLAGS` is left as they set it, and `PRDARTS_XLA_CPU_FLAGS=none` turns ours off
-(`PRDARTS_XLA_CPU_FLAGS="--a=1 --b=2"` replaces them). The options are CPU-only (GPU programs
-ignore them) and were measured with the jaxlib release series in `TESTED_JAXLIB`; with another
-one nothing is added, because XLA aborts the process on an option it does not know.
+option the user already named in `XLA_FLAGS` is left as they set it, and
+`PRDARTS_XLA_CPU_FLAGS=none` turns ours off (`PRDARTS_XLA_CPU_FLAGS="--a=1 --b=2"` replaces
+them). The options are CPU-only (GPU programs ignore them) and were measured with the jaxlib
+release series in `TESTED_JAXLIB`; with another one nothing is added, because XLA aborts the
+process on an option it does not know.
 
 What they do and what they gave (docs/performance.md, *XLA:CPU options*):
 The search's options follow its config's `cpu_library_fusions` (`LIBRARY_FUSIONS`), which
