@@ -45,6 +45,7 @@ SOURCES = (NATIVE / "depthwise_conv.cc", NATIVE / "batch_norm.cc", NATIVE / "poo
            NATIVE / "sgd.cc", NATIVE / "weighted_sum.cc")
 HEADERS = (NATIVE / "parallel.h",)
 TARGETS = {"prdarts_depthwise_conv": "PrdartsDepthwiseConv",
+           "prdarts_depthwise_conv_masked": "PrdartsDepthwiseConvMasked",
            "prdarts_depthwise_kernel_grad": "PrdartsDepthwiseKernelGrad",
            "prdarts_batch_norm_forward": "PrdartsBatchNormForward",
            "prdarts_batch_norm_backward": "PrdartsBatchNormBackward",
@@ -200,26 +201,37 @@ def use_for(*arrays: jax.Array) -> bool:
 
 
 def depthwise_kernel_grad(x: jax.Array, g: jax.Array, k: int, stride: int, dilation: int,
-                          pad: int) -> jax.Array:
-    """`(k, k, C)` kernel gradient of a depthwise conv of `x` (N, H, W, C) whose output
-    cotangent is `g` (N, Ho, Wo, C), float32, through the native kernel (not differentiable:
-    `primitives` wraps it in a custom VJP)."""
+                          pad: int, relu: bool = False) -> jax.Array:
+    """`(k, k, C)` kernel gradient of a depthwise conv of `x` (N, H, W, C), or of relu(x) if
+    `relu`, whose output cotangent is `g` (N, Ho, Wo, C), float32, through the native kernel
+    (not differentiable: `primitives` wraps it in a custom VJP)."""
     out = jax.ShapeDtypeStruct((k, k, x.shape[-1]), jnp.float32)
     call = jax.ffi.ffi_call("prdarts_depthwise_kernel_grad", out, vmap_method="sequential")
     return call(x, g, k=np.int32(k), stride=np.int32(stride), dilation=np.int32(dilation),
-                pad=np.int32(pad))
+                pad=np.int32(pad), relu=np.int32(relu))
 
 
 def depthwise_conv(x: jax.Array, w: jax.Array, out_hw: tuple[int, int], stride: int,
-                   dilation: int, pad: int, flip: bool = False) -> jax.Array:
-    """Depthwise conv of `x` (N, H, W, C) with `w` (k, k, C), or with `w[::-1, ::-1]` if `flip`
-    (read in reverse, not copied: no kernel of XLA's per call), zero padding `pad` on every
-    side, output (N, *out_hw, C), float32, through the native kernel (not differentiable:
-    `primitives` wraps it in a custom VJP)."""
+                   dilation: int, pad: int, flip: bool = False, relu: bool = False
+                   ) -> jax.Array:
+    """Depthwise conv of `x` (N, H, W, C), or of relu(x) if `relu`, with `w` (k, k, C), or
+    with `w[::-1, ::-1]` if `flip` (read in reverse: no kernel of XLA's per call for either),
+    zero padding `pad` on every side, output (N, *out_hw, C), float32, through the native
+    kernel (not differentiable: `primitives` wraps it in a custom VJP)."""
     out = jax.ShapeDtypeStruct((x.shape[0], *out_hw, x.shape[-1]), jnp.float32)
     call = jax.ffi.ffi_call("prdarts_depthwise_conv", out, vmap_method="sequential")
     return call(x, w, stride=np.int32(stride), dilation=np.int32(dilation), pad=np.int32(pad),
-                flip=np.int32(flip))
+                flip=np.int32(flip), relu=np.int32(relu))
+
+
+def depthwise_conv_masked(x: jax.Array, w: jax.Array, mask: jax.Array, stride: int,
+                          dilation: int, pad: int, flip: bool = False) -> jax.Array:
+    """`depthwise_conv(x, w, ...)` where `mask` (its output's shape) is > 0, zero elsewhere:
+    the input gradient through a ReLU whose input is `mask`, in the conv's own pass."""
+    out = jax.ShapeDtypeStruct(mask.shape, jnp.float32)
+    call = jax.ffi.ffi_call("prdarts_depthwise_conv_masked", out, vmap_method="sequential")
+    return call(x, w, mask, stride=np.int32(stride), dilation=np.int32(dilation),
+                pad=np.int32(pad), flip=np.int32(flip))
 
 
 def batch_norm_forward(x: jax.Array, ra_mean: jax.Array, ra_var: jax.Array, momentum: float,

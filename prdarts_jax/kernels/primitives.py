@@ -295,31 +295,56 @@ def _dw_shift_dw(x, g, k, stride, dilation, pad):
     return jnp.stack(per_image).sum(axis=1).reshape(k, k, -1).astype(x.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _dw_shift_vjp(x, w, stride, dilation, pad):
-    """``"shift"`` forward with a hand-written backward (reverse-mode only).
+_relu = jax.nn.relu   # its derivative at 0 is 0 (jnp.maximum's would be 1/2)
+
+
+def _relu_mask(x, dx):
+    """The input gradient through relu(x), whose output's gradient is `dx` (jax.nn.relu's)."""
+    return lax.select(x > 0, dx, lax.full_like(dx, 0))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _dw_shift_vjp(x, w, stride, dilation, pad, relu):
+    """``"shift"`` forward (of relu(x) if `relu`) with a hand-written backward (reverse-mode
+    only).
 
     On a CPU each of the three tap sums (output, input gradient, kernel gradient) is compiled
     apart (`fusion_barrier.isolate`, with the grouped conv as the compact fallback): fused
     into their consumers they ran several times slower, and hundreds of shifted slices in
     the main program made its compile need tens of GB. Where `native_kernels` serve (float32
-    on the CPU), the conv, the stride-1 input gradient and the kernel gradient are native
-    kernels instead.
+    on the CPU), the conv, the input gradient and the kernel gradient are native kernels
+    instead, which apply the ReLU (and mask the input gradient by it) themselves.
     """
     if native_kernels.use_for(x, w):
-        return _dw_native(x, w, stride, dilation, pad, False)
+        return _dw_native(x, w, stride, dilation, pad, False, relu)
     return isolate(
-        lambda x, w: _dw_shift(x, w, stride, dilation, pad),
-        lambda x, w: _dw_grouped(x, w, stride, dilation, pad),
+        lambda x, w: _dw_shift(_relu(x) if relu else x, w, stride, dilation, pad),
+        lambda x, w: _dw_grouped(_relu(x) if relu else x, w, stride, dilation, pad),
         x, w)
 
 
-def _dw_shift_vjp_fwd(x, w, stride, dilation, pad):
-    return _dw_shift_vjp(x, w, stride, dilation, pad), (x, w)
+def _dw_shift_vjp_fwd(x, w, stride, dilation, pad, relu):
+    return _dw_shift_vjp(x, w, stride, dilation, pad, relu), (x, w)
 
 
-def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
+def _dw_shift_vjp_bwd(stride, dilation, pad, relu, res, g):
     x, w = res
+    k = w.shape[0]
+    if native_kernels.use_for(x, g, w):
+        if stride == 1 and 2 * pad == (k - 1) * dilation:
+            # the input gradient of a stride-1 'same' conv is the conv of g with the flipped
+            # kernel; in general, of g dilated by the stride and padded to the input's extent
+            gz, gz_pad = g, pad
+        else:
+            gz = _dilated_cotangent(g, x.shape[1], x.shape[2], k, stride, dilation, pad)
+            gz_pad = 0
+        if relu:
+            dx = _dw_native_masked(gz, w, x, dilation, gz_pad)
+        else:
+            dx = _dw_native(gz, w, 1, dilation, gz_pad, True, False)
+        dw = _dw_native_dw(x, g, k, stride, dilation, pad, relu)
+        return dx, dw.astype(w.dtype)
+    xr = _relu(x) if relu else x
     x_struct = jax.ShapeDtypeStruct(x.shape, x.dtype)
     w_struct = jax.ShapeDtypeStruct(w.shape, w.dtype)
 
@@ -329,64 +354,73 @@ def _dw_shift_vjp_bwd(stride, dilation, pad, res, g):
     def grouped_dw(g, x):
         return jax.linear_transpose(lambda w: _dw_grouped(x, w, stride, dilation, pad), w_struct)(g)[0]
 
-    k = w.shape[0]
-    native = native_kernels.use_for(x, g, w)
-    if native and stride == 1 and 2 * pad == (k - 1) * dilation:
-        # the input gradient of a stride-1 'same' conv is the conv of g with the flipped kernel
-        dx = _dw_native(g, w, 1, dilation, pad, True)
-    elif native:
-        # in general, of g dilated by the stride and padded to the input's extent: one padding
-        # kernel instead of k*k shifted slices (and the grouped conv they fall back to)
-        dx = _dw_native(_dilated_cotangent(g, x.shape[1], x.shape[2], k, stride, dilation, pad),
-                        w, 1, dilation, 0, True)
-    else:
-        dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
-                     grouped_dx, g, w)
-    if native:
-        dw = _dw_native_dw(x, g, k, stride, dilation, pad)
-    else:
-        dw = isolate(lambda g, x: _dw_shift_dw(x, g, k, stride, dilation, pad), grouped_dw, g, x)
-    return dx, dw.astype(w.dtype)
+    dx = isolate(lambda g, w: _dw_shift_dx(g, w, x.shape[1], x.shape[2], stride, dilation, pad),
+                 grouped_dx, g, w)
+    dw = isolate(lambda g, x: _dw_shift_dw(x, g, k, stride, dilation, pad), grouped_dw, g, xr)
+    return (_relu_mask(x, dx) if relu else dx), dw.astype(w.dtype)
 
 
 # The native kernels (`native_kernels`) are opaque to JAX: each is a custom VJP whose backward
 # is the pure-XLA formulation's, so that reverse mode of second order still works.
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _dw_native(x, w, stride, dilation, pad, flip):
-    """The conv of `x` with `w`, or with `w[::-1, ::-1]` if `flip` (the input gradient's
-    kernel, flipped by the native kernel as it reads it: no reverse of XLA's per call)."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _dw_native(x, w, stride, dilation, pad, flip, relu):
+    """The conv of `x` (of relu(x) if `relu`) with `w`, or with `w[::-1, ::-1]` if `flip` (the
+    input gradient's kernel): the native kernel applies both as it reads its operands, so
+    neither is a kernel of XLA's per call."""
     k = w.shape[0]
     out_hw = tuple(out_size(n, k, stride=stride, dilation=dilation, padding=pad)
                    for n in x.shape[1:3])
-    return native_kernels.depthwise_conv(x, w, out_hw, stride, dilation, pad, flip)
+    return native_kernels.depthwise_conv(x, w, out_hw, stride, dilation, pad, flip, relu)
 
 
-def _dw_native_fwd(x, w, stride, dilation, pad, flip):
-    return _dw_native(x, w, stride, dilation, pad, flip), (x, w)
+def _dw_native_fwd(x, w, stride, dilation, pad, flip, relu):
+    return _dw_native(x, w, stride, dilation, pad, flip, relu), (x, w)
 
 
-def _dw_native_bwd(stride, dilation, pad, flip, res, ct):
+def _dw_native_bwd(stride, dilation, pad, flip, relu, res, ct):
     x, w = res
-    return jax.vjp(lambda x, w: _dw_shift(x, w[::-1, ::-1] if flip else w, stride, dilation, pad),
-                   x, w)[1](ct)
+    return jax.vjp(lambda x, w: _dw_shift(_relu(x) if relu else x, w[::-1, ::-1] if flip else w,
+                                          stride, dilation, pad), x, w)[1](ct)
 
 
 _dw_native.defvjp(_dw_native_fwd, _dw_native_bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _dw_native_dw(x, g, k, stride, dilation, pad):
-    return native_kernels.depthwise_kernel_grad(x, g, k, stride, dilation, pad)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _dw_native_masked(g, w, x, dilation, pad):
+    """The input gradient through relu(x) of a stride-1 conv: the conv of `g` with the flipped
+    kernel, zero where x <= 0, in one native pass."""
+    return native_kernels.depthwise_conv_masked(g, w, x, 1, dilation, pad, True)
 
 
-def _dw_native_dw_fwd(x, g, k, stride, dilation, pad):
-    return _dw_native_dw(x, g, k, stride, dilation, pad), (x, g)
+def _dw_native_masked_fwd(g, w, x, dilation, pad):
+    return _dw_native_masked(g, w, x, dilation, pad), (g, w, x)
 
 
-def _dw_native_dw_bwd(k, stride, dilation, pad, res, ct):
+def _dw_native_masked_bwd(dilation, pad, res, ct):
+    g, w, x = res
+    dg, dw = jax.vjp(lambda g, w: _relu_mask(x, _dw_shift(g, w[::-1, ::-1], 1, dilation, pad)),
+                     g, w)[1](ct)
+    return dg, dw, jnp.zeros_like(x)
+
+
+_dw_native_masked.defvjp(_dw_native_masked_fwd, _dw_native_masked_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _dw_native_dw(x, g, k, stride, dilation, pad, relu):
+    return native_kernels.depthwise_kernel_grad(x, g, k, stride, dilation, pad, relu)
+
+
+def _dw_native_dw_fwd(x, g, k, stride, dilation, pad, relu):
+    return _dw_native_dw(x, g, k, stride, dilation, pad, relu), (x, g)
+
+
+def _dw_native_dw_bwd(k, stride, dilation, pad, relu, res, ct):
     x, g = res
-    return jax.vjp(lambda x, g: _dw_shift_dw(x, g, k, stride, dilation, pad), x, g)[1](ct)
+    return jax.vjp(lambda x, g: _dw_shift_dw(_relu(x) if relu else x, g, k, stride, dilation,
+                                             pad), x, g)[1](ct)
 
 
 _dw_native_dw.defvjp(_dw_native_dw_fwd, _dw_native_dw_bwd)
@@ -410,18 +444,29 @@ def depthwise_conv(
     stride: int = 1,
     dilation: int = 1,
     impl: str | None = None,
+    relu_input: bool = False,
 ) -> jax.Array:
-    """Depthwise ``k x k`` convolution of ``x`` (N, H, W, C) with ``w`` (k, k, C), no bias.
+    """Depthwise ``k x k`` convolution of ``x`` (N, H, W, C), or of ``relu(x)`` with
+    ``relu_input``, with ``w`` (k, k, C), no bias.
 
     Zero padding ``((k - 1) * dilation) // 2`` on each side; the output size is
     PyTorch's ``(H + 2p - dilation * (k - 1) - 1) // stride + 1``.  ``impl`` is
     one of ``IMPLS["depthwise_conv"]``; ``None`` means ``default_impl("depthwise_conv")``.
+    Where the native kernels serve ``"shift_vjp"``, they apply the ReLU as they read ``x``
+    and mask the input gradient by it in the same pass (no ReLU or mask kernels of XLA's,
+    the same bits); elsewhere it is ``jax.nn.relu(x)`` first.
     """
     if w.ndim != 3 or w.shape[0] != w.shape[1] or w.shape[2] != x.shape[-1]:
         raise ValueError(f"kernel must have shape (k, k, C={x.shape[-1]}), got {w.shape}")
     impl = _resolve("depthwise_conv", impl)
     pad = ((w.shape[0] - 1) * dilation) // 2
-    return _DEPTHWISE[impl](x, w.astype(x.dtype), stride, dilation, pad)
+    w = w.astype(x.dtype)
+    if impl == "shift_vjp" and native_kernels.use_for(x, w):
+        return _dw_shift_vjp(x, w, stride, dilation, pad, relu_input)
+    x = jax.nn.relu(x) if relu_input else x
+    if impl == "shift_vjp":
+        return _dw_shift_vjp(x, w, stride, dilation, pad, False)
+    return _DEPTHWISE[impl](x, w, stride, dilation, pad)
 
 
 # --------------------------------------------------------------------------- pools

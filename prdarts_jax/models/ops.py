@@ -74,7 +74,8 @@ class SepConv(nn.Module):
         c_in = x.shape[-1]
         dw = self.param("depthwise", uniform_fan_in(self.k * self.k), (self.k, self.k, c_in))
         pw = self.param("pointwise", uniform_fan_in(c_in), (c_in, self.c_out))
-        y = primitives.depthwise_conv(nn.relu(x), dw, stride=self.stride, dilation=self.dil)
+        y = primitives.depthwise_conv(x, dw, stride=self.stride, dilation=self.dil,
+                                      relu_input=True)
         return BatchNorm(self.affine, name="bn")(pointwise(y, pw), train)
 
 

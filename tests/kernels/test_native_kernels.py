@@ -73,6 +73,7 @@ def test_conv_matches_the_tap_sums(n, h, c, k, stride, dilation):
 def test_a_flipped_conv_is_the_conv_with_the_reversed_kernel_to_the_bit(k, dilation):
     """`flip` reads the kernel in reverse (the input gradient's kernel) instead of XLA
     reversing it into a buffer first: the same products in the same order."""
+    assert native_kernels.available()
     x, _, pad = _operands(2, 9, 20, k, 1, dilation)
     w = jnp.asarray(np.random.default_rng(4).standard_normal((k, k, 20)), jnp.float32)
     ho = primitives.out_size(9, k, dilation=dilation)
@@ -127,6 +128,71 @@ def test_strided_input_gradient_is_a_native_conv_of_the_dilated_cotangent(n, h, 
     assert "stablehlo.case" not in text and "stablehlo.if" not in text
     chex.assert_trees_all_close(step(x, w, "shift_vjp"), step(x, w, "grouped"),
                                 rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
+@pytest.mark.parametrize("n,h,c,k,stride,dilation", [
+    (2, 8, 5, 3, 1, 1),
+    (3, 7, 20, 5, 2, 1),     # stride 2: the masked conv of the dilated cotangent
+    (2, 9, 6, 5, 1, 2),      # dilated
+    (2, 6, 36, 7, 1, 1),
+])
+def test_a_relu_input_is_applied_and_masked_by_the_native_kernels_to_the_bit(
+        n, h, c, k, stride, dilation):
+    """`relu_input`: the conv reads max(x, 0), the input gradient is masked by x > 0 and the
+    kernel gradient reads max(x, 0), all inside the native calls: the same bits as ReLU then
+    conv, with no ReLU or mask kernel of XLA's left."""
+    x, g, _ = _operands(n, h, c, k, stride, dilation, seed=6)
+    x = x.at[:, 0].set(0.0)   # exact zeros: the ReLU's gradient there is 0, as jax.nn.relu's
+    w = jnp.asarray(np.random.default_rng(7).standard_normal((k, k, c)), jnp.float32)
+
+    def step(x, w, fused):
+        def loss(x, w):
+            y = (primitives.depthwise_conv(x, w, stride=stride, dilation=dilation,
+                                           impl="shift_vjp", relu_input=True) if fused else
+                 primitives.depthwise_conv(jax.nn.relu(x), w, stride=stride, dilation=dilation,
+                                           impl="shift_vjp"))
+            return jnp.sum(y * g), y
+        return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(x, w)
+
+    fused = jax.jit(step, static_argnums=2)
+    got, want = fused(x, w, True), fused(x, w, False)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(a, b)
+    hlo = fused.lower(x, w, True).compile().as_text()
+    assert "maximum(" not in hlo and "select(" not in hlo
+    assert "prdarts_depthwise_conv_masked" in hlo
+    # the XLA formulations (no native kernels for the grouped conv) agree, and so does the
+    # second order, through the native kernels' own VJPs
+    ref = jax.value_and_grad(lambda x, w: jnp.sum(primitives.depthwise_conv(
+        jax.nn.relu(x), w, stride=stride, dilation=dilation, impl="grouped") * g),
+        argnums=(0, 1))(x, w)
+    chex.assert_trees_all_close((got[0][0], got[1]), ref, rtol=1e-5, atol=1e-4)
+
+    def second(impl, fused):
+        def loss(x, w):
+            xin = x if fused else jax.nn.relu(x)
+            return jnp.sum(primitives.depthwise_conv(xin, w, stride=stride, dilation=dilation,
+                                                     impl=impl, relu_input=fused) * g)
+        return jax.grad(lambda x: jnp.sum(jnp.square(jax.grad(loss, argnums=1)(x, w))))(x)
+
+    np.testing.assert_allclose(second("shift_vjp", True), second("grouped", False),
+                               rtol=1e-4, atol=1e-3)
+
+
+@needs_compiler
+def test_the_masked_conv_is_differentiable_like_its_xla_formulation():
+    x, g, pad = _operands(2, 6, 5, 3, 1, 1, seed=8)
+    w = jnp.asarray(np.random.default_rng(9).standard_normal((3, 3, 5)), jnp.float32)
+
+    def f(g, w, masked):
+        return jnp.sum(jnp.square(masked(g, w, x, 1, pad)))
+
+    xla = lambda g, w, x, d, p: primitives._relu_mask(  # noqa: E731
+        x, primitives._dw_shift(g, w[::-1, ::-1], 1, d, p))
+    got = jax.grad(f, argnums=(0, 1))(g, w, primitives._dw_native_masked)
+    want = jax.grad(f, argnums=(0, 1))(g, w, xla)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_off_switch_keeps_the_xla_reduction(monkeypatch):

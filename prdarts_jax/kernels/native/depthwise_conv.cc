@@ -4,6 +4,11 @@
 //                    (with `flip`, k[K-1-i, K-1-j, c]: the input gradient's kernel, no copy)
 //   dk[i, j, c]    = sum_{n, h, w} x[n, h*s + i*d - p, w*s + j*d - p, c] * g[n, h, w, c]
 //
+// With `relu`, x is read as max(x, 0) (the ReLU before a SepConv's depthwise conv, applied as
+// the image is copied into the scratch); the masked conv writes y only where m > 0 and zero
+// elsewhere (the input gradient through that ReLU, m being its input). No ReLU of XLA's, and
+// no mask of the gradient, per conv.
+//
 // x (N, H, W, C), y and g (N, Ho, Wo, C) are NHWC float32; k and dk are (K, K, C); zero padding
 // p, stride s, dilation d. XLA:CPU emits the kernel gradient's reduction as scalar loops (the
 // channels, minor, are not vectorized) and the forward's tap sums with a padded copy in
@@ -49,13 +54,20 @@ const char* Check(const Geometry& q) {
   return nullptr;
 }
 
-// Image n of x (N, H, W, C) into xs (Hp, Wp, Cp), zero-padded (the padding is never written).
-void PadImage(const Geometry& q, const float* x, int64_t n, float* xs) {
+// Image n of x (N, H, W, C) into xs (Hp, Wp, Cp), zero-padded (the padding is never written);
+// with `relu`, max(x, 0) (NaN stays NaN, as XLA's maximum).
+void PadImage(const Geometry& q, const float* x, int64_t n, float* xs, bool relu) {
   const int64_t cp = q.cp(), wp = q.wp();
   for (int64_t r = 0; r < q.h; ++r)
-    for (int64_t col = 0; col < q.w; ++col)
-      std::memcpy(xs + ((r + q.p) * wp + col + q.p) * cp, x + ((n * q.h + r) * q.w + col) * q.c,
-                  q.c * sizeof(float));
+    for (int64_t col = 0; col < q.w; ++col) {
+      float* dst = xs + ((r + q.p) * wp + col + q.p) * cp;
+      const float* src = x + ((n * q.h + r) * q.w + col) * q.c;
+      if (!relu) {
+        std::memcpy(dst, src, q.c * sizeof(float));
+      } else {
+        for (int64_t c = 0; c < q.c; ++c) dst[c] = src[c] < 0.f ? 0.f : src[c];
+      }
+    }
 }
 
 int64_t Blocks(int64_t n) { return std::max<int64_t>(1, std::min(n, kMaxBlocks)); }
@@ -130,12 +142,12 @@ void GradImageAnyK(const Geometry& q, const float* xs, const float* gs, float* a
 
 // Sums images [n0, n1) into acc (K * K, Cp).
 void GradBlock(const Geometry& q, const float* x, const float* g, int64_t n0, int64_t n1,
-               float* acc) {
+               float* acc, bool relu) {
   const int64_t cp = q.cp();
   float* xs = ZeroedScratch(0, q.hp() * q.wp() * cp);
   float* gs = ZeroedScratch(1, q.ho * q.wo * cp);
   for (int64_t n = n0; n < n1; ++n) {
-    PadImage(q, x, n, xs);
+    PadImage(q, x, n, xs, relu);
     for (int64_t r = 0; r < q.ho * q.wo; ++r)
       std::memcpy(gs + r * cp, g + (n * q.ho * q.wo + r) * q.c, q.c * sizeof(float));
     switch (q.k) {
@@ -150,7 +162,7 @@ void GradBlock(const Geometry& q, const float* x, const float* g, int64_t n0, in
 
 ffi::Error KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> g,
                       ffi::ResultBuffer<ffi::F32> dk, int32_t k, int32_t stride,
-                      int32_t dilation, int32_t pad) {
+                      int32_t dilation, int32_t pad, int32_t relu) {
   auto xd = x.dimensions(), gd = g.dimensions(), kd = dk->dimensions();
   if (xd.size() != 4 || gd.size() != 4 || kd.size() != 3 || xd[0] != gd[0] || xd[3] != gd[3] ||
       kd[0] != k || kd[1] != k || kd[2] != xd[3])
@@ -163,7 +175,7 @@ ffi::Error KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   const float* xp = x.typed_data();
   const float* gp = g.typed_data();
   ForBlocks(pool, q.n, blocks, [&](int64_t b, int64_t n0, int64_t n1) {
-    GradBlock(q, xp, gp, n0, n1, partial + b * taps);
+    GradBlock(q, xp, gp, n0, n1, partial + b * taps, relu != 0);
   });
   float* out = dk->typed_data();
   for (int64_t t = 0; t < int64_t(k) * k; ++t)
@@ -236,13 +248,14 @@ void ConvRowAnyK(const Geometry& q, const float* xs, const float* kp, float* row
       }
 }
 
+// Images [n0, n1) of y; with `mask` (like y), y is zero where mask <= 0 (or NaN).
 void ConvBlock(const Geometry& q, const float* x, const float* kp, int64_t n0, int64_t n1,
-               float* y) {
+               float* y, bool relu, const float* mask) {
   const int64_t cp = q.cp();
   float* xs = ZeroedScratch(0, q.hp() * q.wp() * cp);
   float* row = Scratch(1, q.wo * cp);
   for (int64_t n = n0; n < n1; ++n) {
-    PadImage(q, x, n, xs);
+    PadImage(q, x, n, xs, relu);
     for (int64_t h = 0; h < q.ho; ++h) {
       switch (q.k) {
         case 1: ConvRowAllChannels<1>(q, xs, kp, row, h); break;
@@ -251,16 +264,25 @@ void ConvBlock(const Geometry& q, const float* x, const float* kp, int64_t n0, i
         case 7: ConvRowAllChannels<7>(q, xs, kp, row, h); break;
         default: ConvRowAnyK(q, xs, kp, row, h); break;
       }
-      float* out = y + (n * q.ho + h) * q.wo * q.c;
-      for (int64_t w = 0; w < q.wo; ++w)
-        std::memcpy(out + w * q.c, row + w * cp, q.c * sizeof(float));
+      const int64_t at = (n * q.ho + h) * q.wo * q.c;
+      float* out = y + at;
+      if (mask == nullptr) {
+        for (int64_t w = 0; w < q.wo; ++w)
+          std::memcpy(out + w * q.c, row + w * cp, q.c * sizeof(float));
+      } else {
+        const float* m = mask + at;
+        for (int64_t w = 0; w < q.wo; ++w)
+          for (int64_t c = 0; c < q.c; ++c)
+            out[w * q.c + c] = m[w * q.c + c] > 0.f ? row[w * cp + c] : 0.f;
+      }
     }
   }
 }
 
-ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                ffi::ResultBuffer<ffi::F32> y, int32_t stride, int32_t dilation, int32_t pad,
-                int32_t flip) {
+ffi::Error ConvImpl(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x,
+                    ffi::Buffer<ffi::F32>& kernel, const float* mask,
+                    ffi::ResultBuffer<ffi::F32>& y, int32_t stride, int32_t dilation, int32_t pad,
+                    int32_t flip, int32_t relu) {
   auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
   if (xd.size() != 4 || kd.size() != 3 || yd.size() != 4 || kd[0] != kd[1] || kd[2] != xd[3] ||
       yd[0] != xd[0] || yd[3] != xd[3])
@@ -277,9 +299,24 @@ ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::
   const float* xp = x.typed_data();
   float* yp = y->typed_data();
   ForBlocks(pool, q.n, Blocks(q.n), [&](int64_t, int64_t n0, int64_t n1) {
-    ConvBlock(q, xp, kp, n0, n1, yp);
+    ConvBlock(q, xp, kp, n0, n1, yp, relu != 0, mask);
   });
   return ffi::Error::Success();
+}
+
+ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                ffi::ResultBuffer<ffi::F32> y, int32_t stride, int32_t dilation, int32_t pad,
+                int32_t flip, int32_t relu) {
+  return ConvImpl(pool, x, kernel, nullptr, y, stride, dilation, pad, flip, relu);
+}
+
+ffi::Error ConvMasked(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                      ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> mask,
+                      ffi::ResultBuffer<ffi::F32> y, int32_t stride, int32_t dilation,
+                      int32_t pad, int32_t flip) {
+  if (mask.element_count() != y->element_count())
+    return ffi::Error::InvalidArgument("masked depthwise conv: the mask must be like the output");
+  return ConvImpl(pool, x, kernel, mask.typed_data(), y, stride, dilation, pad, flip, 0);
 }
 
 }  // namespace
@@ -293,11 +330,25 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PrdartsDepthwiseKernelGrad, KernelGrad,
                                   .Attr<int32_t>("k")
                                   .Attr<int32_t>("stride")
                                   .Attr<int32_t>("dilation")
-                                  .Attr<int32_t>("pad"));
+                                  .Attr<int32_t>("pad")
+                                  .Attr<int32_t>("relu"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PrdartsDepthwiseConv, Conv,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("stride")
+                                  .Attr<int32_t>("dilation")
+                                  .Attr<int32_t>("pad")
+                                  .Attr<int32_t>("flip")
+                                  .Attr<int32_t>("relu"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PrdartsDepthwiseConvMasked, ConvMasked,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
