@@ -27,7 +27,9 @@ def _get(identity, args, calls):
     def lower_and_compile():
         calls.append(identity)
         return jitted.lower(*args).compile()
-    return program_store.compiled(identity, args, lower_and_compile)
+    executable = program_store.compiled(identity, args, lower_and_compile)
+    program_store.wait()   # written by the store's thread
+    return executable
 
 
 def test_a_stored_program_is_loaded_instead_of_compiled_and_computes_the_same(store,
@@ -125,4 +127,21 @@ def test_a_stored_program_keeps_one_executable_per_variant(store):
     a, b = (jnp.ones((15, 3)), jnp.ones((3, 2))), (jnp.ones((17, 3)), jnp.ones((3, 2)))
     for args in (a, a, b, a):
         np.testing.assert_allclose(stored(*args), jitted(*args), rtol=1e-6)
+    program_store.wait()
     assert len(stored._executables) == 2 and len(list(store.glob("*.pkl"))) == 2
+
+
+def test_programs_are_written_in_the_background_and_waited_for(store, monkeypatch):
+    """The compile returns before its program is on disk; `wait` (also run at exit) blocks
+    until it is."""
+    import threading
+    release = threading.Event()
+    save = program_store._save
+    monkeypatch.setattr(program_store, "_save", lambda *a: (release.wait(30), save(*a)))
+    args = (jnp.ones((19, 3)), jnp.ones((3, 2)))
+    jitted = jax.jit(_probe)
+    program_store.compiled("probe|later", args, lambda: jitted.lower(*args).compile())
+    assert not list(store.glob("*.pkl"))
+    release.set()
+    program_store.wait()
+    assert len(list(store.glob("*.pkl"))) == 1
