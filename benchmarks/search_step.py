@@ -178,9 +178,8 @@ def main() -> None:
                     "backend's, which a search uses)")
     ap.add_argument("--fused", action="store_true", help="JAX: one program per step")
     ap.add_argument("--no-search-xla-flags", action="store_true",
-                    help="JAX: without the XLA:CPU options a search with dense depthwise convs sets "
-                    "(prdarts_jax.runtime.xla_options; set only when every timed set is dense: they "
-                    "slow the other formulations down)")
+                    help="JAX: without the XLA:CPU options a search sets (no YNNPACK fusions: "
+                    "prdarts_jax.runtime.xla_options)")
     harness.add_torch_args(ap, "PyTorch device: auto (cuda if JAX runs on a GPU), cpu, cuda")
     args = ap.parse_args()
     if args.order == harness.PROCESSES:
@@ -189,9 +188,8 @@ def main() -> None:
                      "blocks or interleaved, or name the batch size")
         harness.run_in_processes(__file__, sys.argv[1:], tolerances(), args.json)
         return
-    if not args.no_search_xla_flags and all(IMPL_SETS[n][0] == "dense"
-                                            for n in args.jax_impls.split(",")):
-        xla_options.apply()     # before the backend starts, as a search with dense convs does
+    if not args.no_search_xla_flags:
+        xla_options.for_search()    # before the backend starts, as a search does
     device = harness.torch_device(args, jax.default_backend())
 
     env = harness.environment(device)

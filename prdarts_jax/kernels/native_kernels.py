@@ -4,9 +4,10 @@ XLA:CPU emits reductions whose kept axis is the minor one (the channels of NHWC)
 loops. The depthwise convolution's kernel gradient is such a reduction (`primitives`,
 `"shift_vjp"`): on the retraining network's shapes it took a quarter of the CPU time of a step.
 `native/depthwise_conv.cc` computes it, and the conv itself (used for the forward and the
-stride-1 input gradient), with whole SIMD vectors over the channels and the accumulators in
-registers, on XLA's own intra-op threads. Kernel gradient, 7x7 taps, 96x32x32x36: 18.1 -> 2.6 ms
-on 2 cores (3x3 dilated 5.2 -> 1.4 ms).
+input gradient, whose flipped kernel it reads in reverse; it can apply a SepConv's ReLU as it
+reads its input, and mask the input gradient by that ReLU), with whole SIMD vectors over the
+channels and the accumulators in registers, on XLA's own intra-op threads. Kernel gradient,
+7x7 taps, 96x32x32x36: 18.1 -> 2.6 ms on 2 cores (3x3 dilated 5.2 -> 1.4 ms).
 
 The source ships with the package and is compiled once per machine with the C++ compiler
 (`$CXX`, else `c++`/`g++`/`clang++`) against jaxlib's FFI headers, with `-march=native`; the

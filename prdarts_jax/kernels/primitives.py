@@ -15,9 +15,9 @@ Depthwise formulations: ``"grouped"`` (``feature_group_count=C``), ``"dense"``
 taps of strided shifted slices, differentiated by JAX) and ``"shift_vjp"`` (the
 same forward with a hand-written backward: the input gradient as shifted slices
 of the dilated cotangent, the kernel gradient as one variadic reduction; on the CPU,
-for float32, the conv, its stride-1 input gradient and its kernel gradient run as
-compiled native kernels instead, see `native_kernels`: XLA:CPU runs that reduction as
-scalar loops).
+for float32, the conv, its input gradient and its kernel gradient run as compiled native
+kernels instead, see `native_kernels`: XLA:CPU runs that reduction as scalar loops; with
+``relu_input`` they also apply a preceding ReLU and mask the input gradient by it).
 ``"shift_vjp"`` is a ``jax.custom_vjp``: any order of reverse mode works, but
 forward mode (``jax.jvp``, ``jacfwd``, ``hessian``) does not; use ``"shift"``
 for that.  The same holds for the ``"separable"`` average pool at stride 1, whose

@@ -34,6 +34,7 @@ import logging
 import os
 import pickle
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -141,20 +142,31 @@ def compiled(identity: str, args: tuple,
 
 _writer: list[concurrent.futures.ThreadPoolExecutor] = []
 _pending: list[concurrent.futures.Future] = []
+_writer_lock = threading.Lock()
 
 
 def _save_later(path: Path, executable: jax.stages.Compiled) -> None:
-    """`_save` in the store's writer thread (one: writes stay in order, one core at most)."""
-    if not _writer:
-        _writer.append(concurrent.futures.ThreadPoolExecutor(1, "prdarts-program-store"))
-        atexit.register(wait)   # after JAX's own exit handlers are registered: runs before them
-    _pending.append(_writer[0].submit(_save, path, executable))
+    """`_save` in the store's writer thread (one: writes stay in order, one core at most); in
+    this thread where none can start (the interpreter shutting down)."""
+    with _writer_lock:
+        if not _writer:
+            _writer.append(concurrent.futures.ThreadPoolExecutor(1, "prdarts-program-store"))
+            atexit.register(wait)   # registered after JAX's exit handlers: runs before them
+        try:
+            _pending.append(_writer[0].submit(_save, path, executable))
+            return
+        except RuntimeError:   # no new threads at interpreter shutdown
+            pass
+    _save(path, executable)
 
 
 def wait() -> None:
     """Blocks until every program handed to the store so far is written (or failed to be)."""
-    while _pending:
-        _pending.pop(0).result()
+    with _writer_lock:
+        pending = list(_pending)
+        _pending.clear()
+    for future in pending:
+        future.result()
 
 
 def _load(path: Path, name: str) -> jax.stages.Compiled | None:

@@ -1,7 +1,7 @@
 """XLA:CPU options a search sets before JAX starts its backend.
 
-XLA reads `XLA_FLAGS` once, when the first backend starts, so the search CLI (`search.py`, via
-`for_search`) and the search-step benchmark call `apply` first thing. It only appends: an
+XLA reads `XLA_FLAGS` once, when the first backend starts, so the search CLI (`search.py`) and
+the search-step benchmark call `for_search` first thing. It only appends: an
 option the user already named in `XLA_FLAGS` is left as they set it, and
 `PRDARTS_XLA_CPU_FLAGS=none` turns ours off (`PRDARTS_XLA_CPU_FLAGS="--a=1 --b=2"` replaces
 them). The options are CPU-only (GPU programs ignore them) and were measured with the jaxlib
