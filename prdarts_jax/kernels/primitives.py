@@ -432,7 +432,8 @@ _DEPTHWISE = {
     "grouped": _dw_grouped,
     "dense": _dw_dense,
     "shift": _dw_shift,
-    "shift_vjp": _dw_shift_vjp,
+    "shift_vjp": lambda x, w, stride, dilation, pad: _dw_shift_vjp(x, w, stride, dilation, pad,
+                                                                   False),
     "blockdiag": _dw_blockdiag,
 }
 
@@ -461,12 +462,9 @@ def depthwise_conv(
     impl = _resolve("depthwise_conv", impl)
     pad = ((w.shape[0] - 1) * dilation) // 2
     w = w.astype(x.dtype)
-    if impl == "shift_vjp" and native_kernels.use_for(x, w):
-        return _dw_shift_vjp(x, w, stride, dilation, pad, relu_input)
-    x = jax.nn.relu(x) if relu_input else x
-    if impl == "shift_vjp":
-        return _dw_shift_vjp(x, w, stride, dilation, pad, False)
-    return _DEPTHWISE[impl](x, w, stride, dilation, pad)
+    if relu_input and impl == "shift_vjp" and native_kernels.use_for(x, w):
+        return _dw_shift_vjp(x, w, stride, dilation, pad, True)
+    return _DEPTHWISE[impl](jax.nn.relu(x) if relu_input else x, w, stride, dilation, pad)
 
 
 # --------------------------------------------------------------------------- pools
