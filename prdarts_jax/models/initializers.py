@@ -5,10 +5,11 @@ parameter (the quick search's supernet: 2069 kernels, 12 s on two cores, even wi
 optimisation passes). `init_variables` gets the same values another way: it traces `init`
 abstractly, where the initialisers here only record what they would draw (their key, which
 Flax derives from the root key and the parameter's path, computed on the host) and the shape;
-then one small program per (initialiser, shape) draws the values of all parameters of that
-kind at once (`jax.vmap` over their keys, compiled, like the whole-`init` program, without
-XLA's optimisation passes). The values are the same bits as `Module.init` compiled so: vmap
-draws the same random numbers per key, and the arithmetic is the same unoptimised code.
+then the values of all parameters of a kind (initialiser, shape) are drawn at once: on the
+host with NumPy (`host_random`, float32 uniforms), else by one small program (`jax.vmap` over
+their keys, compiled, like the whole-`init` program, without XLA's optimisation passes). The
+values are the same bits as `Module.init` compiled so: the same random numbers per key and the
+same unoptimised arithmetic (no contracted multiply-add).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.core import meta
+
+from prdarts_jax.models import host_random
 
 __all__ = ["Constant", "UniformFanIn", "init_variables", "uniform_fan_in"]
 
@@ -80,6 +83,14 @@ class UniformFanIn:
             return recorded
         return jax.random.uniform(key, shape, dtype, -self.bound, self.bound)
 
+    def host_draw(self, keys: np.ndarray, shape: tuple[int, ...], dtype: Any
+                  ) -> np.ndarray | None:
+        """The values for each raw key of `keys` (n, 2), stacked, drawn with NumPy; None
+        where NumPy would not give JAX's bits (`host_random.supported`)."""
+        if not host_random.supported(shape, dtype):
+            return None
+        return host_random.uniform(keys, shape, -self.bound, self.bound)
+
 
 @dataclasses.dataclass(frozen=True)
 class Constant:
@@ -134,17 +145,23 @@ def _materialize(tree: Any) -> Any:
         if leaf.key is not None:
             groups.setdefault((leaf.recipe, leaf.value.shape, leaf.value.dtype), []).append(i)
     values: list[Any] = [None] * len(leaves)
-    if groups:
-        program = _drawer(tuple((*g, len(where)) for g, where in groups.items()))
-        drawn = program([np.array([leaves[i].key for i in where], np.uint32)
-                         for where in groups.values()])
-        for where, group in zip(groups.values(), drawn):
+    on_host = {i: leaf.recipe.host(leaf.value.shape, leaf.value.dtype)
+               for i, leaf in enumerate(leaves) if leaf.key is None}
+    compiled: dict[tuple, tuple[list[int], np.ndarray]] = {}
+    for (recipe, shape, dtype), where in groups.items():
+        keys = np.array([leaves[i].key for i in where], np.uint32)
+        drawn = getattr(recipe, "host_draw", lambda *_: None)(keys, shape, dtype)
+        if drawn is None:
+            compiled[(recipe, shape, dtype)] = (where, keys)
+        else:
+            on_host.update(zip(where, drawn))
+    if compiled:
+        program = _drawer(tuple((*g, len(where)) for g, (where, _) in compiled.items()))
+        drawn = program([keys for _, keys in compiled.values()])
+        for (where, _), group in zip(compiled.values(), drawn):
             for j, i in enumerate(where):
                 values[i] = group[j]
-    constants = [i for i, leaf in enumerate(leaves) if leaf.key is None]
-    placed = jax.device_put([leaves[i].recipe.host(leaves[i].value.shape, leaves[i].value.dtype)
-                             for i in constants])   # copies, nothing to compile
-    for i, value in zip(constants, placed):
+    for i, value in zip(on_host, jax.device_put(list(on_host.values()))):  # copies: no compile
         values[i] = value
     return jax.tree.unflatten(treedef, values)
 

@@ -25,15 +25,21 @@ def _assert_same_bits(got, want):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_supernet_variables_are_the_bits_of_the_compiled_init():
+def test_supernet_variables_are_the_bits_of_the_compiled_init(monkeypatch):
+    """Every parameter drawn on the host (`host_random`): no program compiled for them."""
     ops = tuple(OpSpec.parse(o) for o in ("maxpool3", "skip", "conv_k3_d1", "conv_k5_d2_m1"))
     edges = (ops,) * 14
     net = Supernet(edges, edges, 10, c=4, layers=3)
     alphas = init_alphas(jax.random.PRNGKey(1), edges, edges)
     x = jnp.zeros((2, 8, 8, 1), jnp.float32)
     key = jax.random.PRNGKey(7)
+    want = dict(_compiled_init(net, key, x, alphas, False))
+
+    def no_program(groups):
+        raise AssertionError(f"compiled a drawer for {len(groups)} kinds of parameter")
+    monkeypatch.setattr(initializers, "_drawer", no_program)
     got = initializers.init_variables(net, key, x, alphas, False)
-    _assert_same_bits(got, dict(_compiled_init(net, key, x, alphas, False)))
+    _assert_same_bits(got, want)
     assert initializers._recorded(net, key, (x, alphas, False)) is not None  # not the fallback
     np.testing.assert_array_equal(got["batch_stats"]["stem"]["bn"]["var"], 1.0)
 
@@ -119,3 +125,16 @@ def test_what_recording_cannot_serve_falls_back_to_init(module):
 def test_constant_takes_its_dtype_by_keyword():
     got = initializers.Constant(2.0)(jax.random.PRNGKey(0), (2,), dtype=jnp.bfloat16)
     assert got.dtype == jnp.bfloat16 and np.all(np.asarray(got, np.float32) == 2.0)
+
+
+
+def test_kinds_numpy_cannot_draw_are_drawn_by_the_compiled_program(monkeypatch):
+    """The drawer serves where `host_random` cannot (another dtype, JAX's legacy bits): the
+    same values as the host's, which the test above holds to the compiled init."""
+    ops = tuple(OpSpec.parse(o) for o in ("skip", "conv_k3_d1", "conv_k5_d2_m1"))
+    net = Supernet((ops,) * 14, (ops,) * 14, 10, c=4, layers=3)
+    alphas = init_alphas(jax.random.PRNGKey(1), net.normal, net.reduce)
+    x, key = jnp.zeros((2, 8, 8, 1), jnp.float32), jax.random.PRNGKey(6)
+    on_host = initializers.init_variables(net, key, x, alphas, False)
+    monkeypatch.setattr(initializers.host_random, "supported", lambda shape, dtype: False)
+    _assert_same_bits(initializers.init_variables(net, key, x, alphas, False), on_host)
