@@ -1,15 +1,19 @@
 """JAX's uniform random numbers computed on the host with NumPy, bit for bit.
 
 A cold search's first fresh variables needed a program of random-number code for every kind of
-parameter (`initializers._drawer`: 2.8 s of XLA on two cores for the quick supernet, run once).
+parameter (`initializers._drawer`: its XLA compile took 2.8 s on two cores for the quick
+supernet, for a program run once).
 The same values come from NumPy in milliseconds: threefry-2x32 on each element's 64-bit
 counter (JAX's partitionable `random_bits`), then `jax.random.uniform`'s arithmetic. The
-drawer compiles without XLA's optimisation passes, which do not contract its multiply-add, so
-NumPy's separate multiply and add give its bits. Where JAX would draw otherwise (a dtype other
-than float32, the legacy non-partitionable bits) `supported` says no and the caller compiles.
+drawer compiles without XLA's optimisation passes, which on a CPU do not contract its
+multiply-add, so NumPy's separate multiply and add give its bits. Where JAX would draw
+otherwise (another backend, generator or dtype, the legacy non-partitionable bits) `supported`
+says no and the caller compiles.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import numpy as np
@@ -18,10 +22,14 @@ _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
 
 
-def supported(shape: tuple[int, ...], dtype: np.dtype) -> bool:
-    """Whether `uniform` gives JAX's bits for `shape` and `dtype` under the settings now."""
+def supported(shape: tuple[int, ...], dtype: Any) -> bool:
+    """Whether `uniform` gives the unoptimised program's bits for `shape` and `dtype` under the
+    settings now: float32, threefry-2x32 with partitionable bits, on a CPU (XLA:GPU may fuse
+    the multiply-add even without optimisation)."""
     return (np.dtype(dtype) == np.float32 and len(shape) > 0
-            and bool(jax.config.jax_threefry_partitionable))
+            and jax.config.jax_default_prng_impl == "threefry2x32"
+            and bool(jax.config.jax_threefry_partitionable)
+            and jax.default_backend() == "cpu")
 
 
 def _rotate_left(x: np.ndarray, d: int) -> np.ndarray:

@@ -125,11 +125,19 @@ def uniform_fan_in(fan_in: int) -> UniformFanIn:
     return UniformFanIn(1.0 / math.sqrt(fan_in))
 
 
+def _random_settings() -> tuple:
+    """JAX's settings that decide what a raw key draws (part of the drawer's cache key)."""
+    return jax.config.jax_default_prng_impl, bool(jax.config.jax_threefry_partitionable)
+
+
 @functools.lru_cache(maxsize=16)
-def _drawer(groups: tuple[tuple[UniformFanIn, tuple[int, ...], Any, int], ...]) -> Callable:
+def _drawer(groups: tuple[tuple[UniformFanIn, tuple[int, ...], Any, int], ...],
+            settings: tuple = ()) -> Callable:
     """One compiled program that draws, for each (recipe, shape, dtype, n) of `groups`, `n`
     values of the recipe from `n` stacked keys, returned as `n` arrays (slicing them apart
-    outside would compile a small program per shape)."""
+    outside would compile a small program per shape). `settings` (`_random_settings()`) keys
+    the cache: the program bakes in the generator in force."""
+    del settings
     def draw(keys):
         return [list(jax.vmap(lambda k, r=r, s=s, d=d: r(k, s, d))(k))
                 for (r, s, d, _), k in zip(groups, keys)]
@@ -150,13 +158,14 @@ def _materialize(tree: Any) -> Any:
     compiled: dict[tuple, tuple[list[int], np.ndarray]] = {}
     for (recipe, shape, dtype), where in groups.items():
         keys = np.array([leaves[i].key for i in where], np.uint32)
-        drawn = getattr(recipe, "host_draw", lambda *_: None)(keys, shape, dtype)
+        drawn = recipe.host_draw(keys, shape, dtype)   # (keyed recipes: `UniformFanIn`)
         if drawn is None:
             compiled[(recipe, shape, dtype)] = (where, keys)
         else:
             on_host.update(zip(where, drawn))
     if compiled:
-        program = _drawer(tuple((*g, len(where)) for g, (where, _) in compiled.items()))
+        program = _drawer(tuple((*g, len(where)) for g, (where, _) in compiled.items()),
+                          _random_settings())
         drawn = program([keys for _, keys in compiled.values()])
         for (where, _), group in zip(compiled.values(), drawn):
             for j, i in enumerate(where):

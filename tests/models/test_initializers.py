@@ -35,7 +35,7 @@ def test_supernet_variables_are_the_bits_of_the_compiled_init(monkeypatch):
     key = jax.random.PRNGKey(7)
     want = dict(_compiled_init(net, key, x, alphas, False))
 
-    def no_program(groups):
+    def no_program(groups, *settings):
         raise AssertionError(f"compiled a drawer for {len(groups)} kinds of parameter")
     monkeypatch.setattr(initializers, "_drawer", no_program)
     got = initializers.init_variables(net, key, x, alphas, False)
@@ -127,7 +127,6 @@ def test_constant_takes_its_dtype_by_keyword():
     assert got.dtype == jnp.bfloat16 and np.all(np.asarray(got, np.float32) == 2.0)
 
 
-
 def test_kinds_numpy_cannot_draw_are_drawn_by_the_compiled_program(monkeypatch):
     """The drawer serves where `host_random` cannot (another dtype, JAX's legacy bits): the
     same values as the host's, which the test above holds to the compiled init."""
@@ -136,5 +135,26 @@ def test_kinds_numpy_cannot_draw_are_drawn_by_the_compiled_program(monkeypatch):
     alphas = init_alphas(jax.random.PRNGKey(1), net.normal, net.reduce)
     x, key = jnp.zeros((2, 8, 8, 1), jnp.float32), jax.random.PRNGKey(6)
     on_host = initializers.init_variables(net, key, x, alphas, False)
+    calls = []
+    drawer = initializers._drawer
+    monkeypatch.setattr(initializers, "_drawer", lambda groups, *settings:
+                        calls.append(groups) or drawer(groups, *settings))
     monkeypatch.setattr(initializers.host_random, "supported", lambda shape, dtype: False)
     _assert_same_bits(initializers.init_variables(net, key, x, alphas, False), on_host)
+    assert len(calls) == 1 and len(calls[0]) > 1
+
+
+@pytest.mark.parametrize("setting, value", [("jax_threefry_partitionable", False),
+                                            ("jax_default_prng_impl", "philox4x32")])
+def test_other_random_bits_are_drawn_as_init_draws_them(setting, value):
+    """Under JAX's legacy bits or another generator with two-word keys, NumPy's threefry
+    would draw other values: the drawer (or init) draws them, as `Module.init` does."""
+    before = getattr(jax.config, setting)
+    try:
+        jax.config.update(setting, value)
+        key, x = jax.random.PRNGKey(4), jnp.ones((2, 4, 4, 3), jnp.float32)
+        assert not initializers.host_random.supported((5, 3), jnp.float32)
+        got = initializers.init_variables(ReLUConvBN(5, True), key, x, True)
+        _assert_same_bits(got, dict(_compiled_init(ReLUConvBN(5, True), key, x, True)))
+    finally:
+        jax.config.update(setting, before)
