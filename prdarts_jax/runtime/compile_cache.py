@@ -12,13 +12,11 @@ import os
 import jax
 
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "prdarts_jax", "xla")
-MIN_COMPILE_SECONDS = 0.0
+MIN_COMPILE_SECONDS = 0.1
 """Programs that took less to compile are not written. At 1 s (JAX's default) a search's
-programs of 0.2-1 s were compiled again on every run: 2 s of a warm quick search; at 0.2 s
-each cycle's α update (0.15-0.2 s) still was. At 0.1 s the eager ops of every run (the
-morphisms' pads and scatters, the optimizer states' and α's set-up: about 80 programs of
-10-100 ms) were: a warm quick search took 40 s, 10 s of it compiling (25 %); writing them all
-too (99 entries, 7 MB), 38-39 s, 8 s of it (21 %), and a cold one no slower."""
+programs of 0.2-1 s (the first variables' draws) were compiled again on every run: 2 s of a
+warm quick search; at 0.2 s each cycle's α update (0.15-0.2 s) still was. Smaller ones (eager
+ops) load no faster than they compile."""
 
 
 def enable(path: str | None = None) -> str:
