@@ -9,7 +9,7 @@ the final pruning to one op per edge (4). Expected cost on a 2-core CPU (measure
 programs (the structure changes every cycle); 30 s when run again with that cache (a
 resume, a rerun), which loads them from the program store. Final α-half validation accuracy
 0.857. Without a C++ compiler (XLA's formulations) about 4 min cold. On a slower 2-core host
-(the same evening): 1.5 min cold (61 % compiling), 43 s warm.
+(the same evening): 1.5 min cold (59–62 % compiling), 40–43 s warm (25–27 %).
 """
 
 from prdarts_jax.kernels import native_kernels
