@@ -13,7 +13,9 @@ in use. Any change there is a new key, never a stale program.
 Only executables XLA built in this process are stored: one that JAX loaded from its persistent
 cache does not serialise again whole on XLA:CPU (jaxlib 0.10: the copy fails at its first call
 with `Function … not found`), so a program JAX found in its cache (or reused from memory: no
-compile event) is left to that cache.
+compile event) is left to that cache. An entry keeps the ids of the devices its program runs
+on and is loaded onto exactly those (a 1-device program of a host with 8 devices stays on its
+device).
 
 The store lives beside JAX's persistent cache (`<jax_compilation_cache_dir>/prdarts_programs`):
 it is on wherever that cache is (the CLIs' `compilation_cache_dir`, the test session's), off
@@ -178,8 +180,10 @@ def _load(path: Path, name: str) -> jax.stages.Compiled | None:
     try:
         formulations.prepare()  # native kernels registered before a program that calls them
         with open(path, "rb") as f:
-            payload, in_tree, out_tree = pickle.loads(zlib.decompress(f.read()))
-        executable = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+            payload, in_tree, out_tree, device_ids = pickle.loads(zlib.decompress(f.read()))
+        by_id = {d.id: d for d in jax.devices()}
+        executable = serialize_executable.deserialize_and_load(
+            payload, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids])
     except Exception as err:  # noqa: BLE001 - any unreadable entry is compiled again
         log.warning("could not load the stored program %s (%s: %s); compiling it again",
                     path.name, type(err).__name__, err)
@@ -195,14 +199,22 @@ def _save(path: Path, executable: jax.stages.Compiled) -> None:
 
     try:
         payload, in_tree, out_tree = serialize_executable.serialize(executable)
+        device_ids = [d.id for d in execution_devices(executable)]
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:   # level 1: 14 MB -> 2.4 MB in 0.1 s
-            f.write(zlib.compress(pickle.dumps((payload, in_tree, out_tree),
+            f.write(zlib.compress(pickle.dumps((payload, in_tree, out_tree, device_ids),
                                                protocol=pickle.HIGHEST_PROTOCOL), 1))
         os.replace(tmp, path)
     except Exception as err:  # noqa: BLE001 - the run goes on; the next start traces again
         log.debug("could not store the program %s: %s", path.name, err)
+
+
+def execution_devices(executable: jax.stages.Compiled) -> list:
+    """The devices `executable` runs on, in its order. Loading must name them: by default
+    `deserialize_and_load` spreads a program over every device, so a 1-device program stored
+    on a host with 8 would expect 8 shards of each argument."""
+    return list(executable._executable.xla_executable.local_devices())
 
 
 class StoredProgram:

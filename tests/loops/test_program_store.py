@@ -145,3 +145,46 @@ def test_programs_are_written_in_the_background_and_waited_for(store, monkeypatc
     release.set()
     program_store.wait()
     assert len(list(store.glob("*.pkl"))) == 1
+
+
+_ON_FOUR_DEVICES = """
+import sys
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from prdarts_jax.loops import program_store
+program_store.directory = lambda: __import__("pathlib").Path(sys.argv[1])
+assert jax.device_count() == 4
+for devices in (jax.devices()[1:2], jax.devices()):
+    mesh = Mesh(np.asarray(devices), ("data",))
+    batch = NamedSharding(mesh, PartitionSpec("data"))
+    x = jax.device_put(jnp.arange(24.0).reshape(8, 3) / 5, batch)
+    w = jax.device_put(jnp.ones((3, 2)), NamedSharding(mesh, PartitionSpec()))
+    jitted = jax.jit(lambda x, w: jnp.tanh(x @ w).sum(axis=0))
+    built = program_store.compiled("probe|devices", (x, w), lambda: jitted.lower(x, w).compile())
+    program_store.wait()
+    loaded = program_store.compiled("probe|devices", (x, w), lambda: sys.exit("compiled again"))
+    assert loaded is not built
+    on = program_store.execution_devices(loaded)
+    assert on == devices, on
+    np.testing.assert_array_equal(np.asarray(loaded(x, w)), np.asarray(built(x, w)))
+print("ok")
+"""
+
+
+def test_a_stored_program_is_loaded_onto_its_own_devices(tmp_path):
+    """On a host with 4 devices, a program of one device (here device 1) and one of all four
+    are loaded onto the devices they were built for, and run there (by default JAX loads a
+    serialised executable onto every device: the 1-device one then wants 4 shards per
+    argument, which failed the 8-device tests on a warm store)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", _ON_FOUR_DEVICES, str(tmp_path / "programs")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+    assert len(list((tmp_path / "programs").glob("*.pkl"))) == 2
