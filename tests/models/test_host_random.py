@@ -51,11 +51,7 @@ def test_only_what_numpy_draws_as_jax_is_supported():
     assert not host_random.supported((3, 4), np.float64)
     assert not host_random.supported((), np.float32)
     assert UniformFanIn(0.5).host_draw(np.zeros((1, 2), np.uint32), (3,), jnp.bfloat16) is None
-    for setting, value in (("jax_threefry_partitionable", False),
-                           ("jax_default_prng_impl", "philox4x32")):
-        before = getattr(jax.config, setting)
-        try:
-            jax.config.update(setting, value)
+    for setting, value in ((jax.threefry_partitionable, False),
+                           (jax.default_prng_impl, "philox4x32")):
+        with setting(value):
             assert not host_random.supported((3, 4), np.float32)
-        finally:
-            jax.config.update(setting, before)

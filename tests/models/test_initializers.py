@@ -144,17 +144,13 @@ def test_kinds_numpy_cannot_draw_are_drawn_by_the_compiled_program(monkeypatch):
     assert len(calls) == 1 and len(calls[0]) > 1
 
 
-@pytest.mark.parametrize("setting, value", [("jax_threefry_partitionable", False),
-                                            ("jax_default_prng_impl", "philox4x32")])
+@pytest.mark.parametrize("setting, value", [(jax.threefry_partitionable, False),
+                                            (jax.default_prng_impl, "philox4x32")])
 def test_other_random_bits_are_drawn_as_init_draws_them(setting, value):
     """Under JAX's legacy bits or another generator with two-word keys, NumPy's threefry
     would draw other values: the drawer (or init) draws them, as `Module.init` does."""
-    before = getattr(jax.config, setting)
-    try:
-        jax.config.update(setting, value)
+    with setting(value):
         key, x = jax.random.PRNGKey(4), jnp.ones((2, 4, 4, 3), jnp.float32)
         assert not initializers.host_random.supported((5, 3), jnp.float32)
         got = initializers.init_variables(ReLUConvBN(5, True), key, x, True)
         _assert_same_bits(got, dict(_compiled_init(ReLUConvBN(5, True), key, x, True)))
-    finally:
-        jax.config.update(setting, before)
